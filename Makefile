@@ -1,0 +1,41 @@
+# Kiln: `make demo` (prompt -> mesh in a real Blender scene + picture), `make test`.
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.kiln-setup
+
+.PHONY: setup system-deps test test-engine test-blender bench clean-venv
+
+setup: $(STAMP)
+
+# torch 2.14.1 + torchvision 0.29.1 install from this machine's disk (pip); the rest from PyPI.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(VPY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+# Debian packages for the real-window panel test (Blender 3.4 under Xvfb); root only.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  command -v blender >/dev/null && command -v Xvfb >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender xvfb xauth >/dev/null; }; \
+	else echo "system-deps: not root or no apt-get; the real-window panel test will skip"; fi
+
+test: setup system-deps
+	$(VPY) -m pytest -q tests
+
+test-engine: setup
+	$(VPY) -m pytest -q tests/engine
+
+test-blender: setup system-deps
+	$(VPY) -m pytest -q tests/blender
+
+bench: setup
+	$(VPY) -m engine bench --json
+
+clean-venv:
+	rm -rf $(VENV)
+
+-include mk/blender.mk

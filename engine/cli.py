@@ -1,0 +1,41 @@
+"""`python -m engine SUBCOMMAND`: generate, serve, bench, doctor, dataset, train, eval.
+
+Each subcommand lives in its own module with add_arguments(parser) and main(args) -> int;
+this file only dispatches, importing the chosen module lazily so `--help` stays fast.
+stdout carries results only (JSON or protocol lines); logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "generate": ("engine.generate", "prompt or picture -> GLB + JSON"),
+    "serve": ("engine.server", "JSON-lines server for the Blender add-on (model stays warm)"),
+    "bench": ("engine.bench", "per-stage speed and peak memory"),
+    "doctor": ("engine.doctor", "versions, device, models and their checksums"),
+    "dataset": ("engine.data.cli", "render procedural assets or your own meshes"),
+    "train": ("engine.train.cli", "train the VAE or the DiT"),
+    "eval": ("engine.evaluation.cli", "quality figures on held-out seeds"),
+}
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Kiln engine")
+    subs = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub = subs.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    args, rest = build_parser(chosen).parse_known_args(argv)
+    if rest:
+        build_parser(chosen).parse_args(argv)   # prints the usage error and exits 2
+    return importlib.import_module(SUBCOMMANDS[args.command][0]).main(args) or 0

@@ -1,0 +1,123 @@
+"""Model sizes as dataclass configs, saved as config.json beside the weights.
+
+One dataclass per model part; `ModelConfig` bundles them with the latent
+normalisation (scale/shift), which lives here and nowhere else. `REGISTRY` maps
+size names to factory functions, which the CLI offers as choices.
+
+Coordinate conventions (shared by data, render, field and export):
+- object space is right-handed, Z-up, the asset inside the cube [-1, 1]^3;
+- tri-plane order is (xy, xz, yz); plane k is sampled at the two coordinates it spans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class VAEConfig:
+    image_size: int = 64          # encoder input resolution (square)
+    in_channels: int = 10         # RGB + alpha + Plücker (6)
+    max_views: int = 4
+    enc_channels: tuple = (32, 64, 128)  # conv stages, each halves H and W -> /8
+    enc_width: int = 192          # fusion transformer width
+    enc_depth: int = 2
+    latent_channels: int = 8      # c of z (3, c, h, w)
+    latent_size: int = 8          # h = w = image_size / 8
+    dec_width: int = 256
+    dec_depth: int = 4            # alternating self-plane / cross-plane blocks
+    dec_heads: int = 4
+    up_channels: tuple = (128, 64, 32)  # conv upsampler stages, each doubles H and W
+    plane_channels: int = 32      # channels of the high-resolution tri-plane
+    field_hidden: int = 64
+    field_layers: int = 2
+    sphere_radius: float = 0.5    # geometric init: untrained field is this sphere
+
+    @property
+    def plane_size(self) -> int:
+        return self.latent_size * 2 ** len(self.up_channels)
+
+
+@dataclass
+class DiTConfig:
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
+    cond_dim: int = 384           # width of condition tokens fed to cross-attention
+    cond_tokens: int = 32         # max condition tokens (text tokens / image patches)
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class CondConfig:
+    text: str = "minilm"          # "minilm" | "clip:<arch>" (open_clip, local weights)
+    image: str = "small"          # "small" (trainable CNN) | "clip:<arch>"
+    image_size: int = 64          # input resolution of the small image encoder
+    image_width: int = 384        # token width of the small image encoder
+
+
+@dataclass
+class SamplingConfig:
+    steps: int = 12
+    guidance: float = 3.0
+    sampler: str = "euler"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "kiln-mini"
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    cond: CondConfig = field(default_factory=CondConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    latent_scale: float = 1.0     # z_model = (z - latent_shift) * latent_scale
+    latent_shift: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        parts = {"vae": VAEConfig, "dit": DiTConfig, "cond": CondConfig,
+                 "sampling": SamplingConfig}
+        kwargs = {}
+        for key, value in d.items():
+            if key in parts:
+                sub = parts[key]
+                names = {f.name for f in dataclasses.fields(sub)}
+                value = sub(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in value.items() if k in names})
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def tiny() -> ModelConfig:
+    """A few-thousand-parameter model for unit tests."""
+    return ModelConfig(
+        name="kiln-tiny",
+        vae=VAEConfig(image_size=32, enc_channels=(8, 16, 16), enc_width=32, enc_depth=1,
+                      latent_channels=4, latent_size=4, dec_width=32, dec_depth=2,
+                      dec_heads=2, up_channels=(16, 8), plane_channels=8,
+                      field_hidden=16, field_layers=1),
+        dit=DiTConfig(width=32, depth=2, heads=2, cond_dim=384, cond_tokens=16),
+        cond=CondConfig(image_size=32, image_width=32),
+        sampling=SamplingConfig(steps=4, guidance=2.0),
+    )
+
+
+def mini() -> ModelConfig:
+    """kiln-mini, the bundled default: sized for 3 s warm on a 2-core CPU."""
+    return ModelConfig()
+
+
+REGISTRY = {"tiny": tiny, "mini": mini}

@@ -1,0 +1,80 @@
+"""Reference pictures: load, remove the background, centre and resize for the image encoder.
+
+Output convention (matches the training renders): RGB composited on white plus alpha,
+(4, S, S) float in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import BAD_IMAGE, KilnError
+
+KEY_TOLERANCE = 0.12     # colour-key distance (0..1 per channel, max-norm) to the corner colour
+MARGIN = 0.1             # padding around the object after cropping, fraction of its size
+
+
+def _read(image) -> np.ndarray:
+    """A path or an array -> (H, W, 4) float32 in [0, 1]."""
+    if isinstance(image, (str, Path)):
+        from PIL import Image, UnidentifiedImageError
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: no such file. Pick an "
+                            "existing PNG or JPEG.")
+        try:
+            with Image.open(path) as im:
+                array = np.asarray(im.convert("RGBA"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: it is not a picture "
+                            f"Pillow can open ({exc.__class__.__name__}). Save it as PNG or "
+                            "JPEG and try again.") from exc
+    else:
+        array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 8:
+        raise KilnError(BAD_IMAGE, f"The image has shape {array.shape}; expected height x width "
+                        "x 3 or 4 channels, at least 8 pixels a side.")
+    array = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)
+    if array.shape[2] == 3:
+        array = np.concatenate([array, np.ones_like(array[..., :1])], axis=2)
+    return np.clip(array, 0.0, 1.0)
+
+
+def remove_background(rgba_hxwx4: np.ndarray) -> np.ndarray:
+    """Keep a real alpha channel; otherwise key out the colour of the four corners."""
+    alpha = rgba_hxwx4[..., 3]
+    if alpha.min() < 0.99:
+        return rgba_hxwx4
+    rgb = rgba_hxwx4[..., :3]
+    corners = np.stack([rgb[0, 0], rgb[0, -1], rgb[-1, 0], rgb[-1, -1]])
+    key = np.median(corners, axis=0)
+    keep = np.abs(rgb - key).max(axis=2) > KEY_TOLERANCE
+    out = rgba_hxwx4.copy()
+    out[..., 3] = keep.astype(np.float32)
+    return out
+
+
+def _crop_square(rgba: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(rgba[..., 3] > 0.5)
+    if len(ys) == 0:
+        raise KilnError(BAD_IMAGE, "The image is empty after background removal: use a picture "
+                        "with the object on a plain background or with transparency.")
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = int(max(y1 - y0, x1 - x0) * (1 + 2 * MARGIN)) + 1
+    canvas = np.zeros((side, side, 4), np.float32)
+    oy, ox = (side - (y1 - y0)) // 2, (side - (x1 - x0)) // 2
+    canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = rgba[y0:y1, x0:x1]
+    return canvas
+
+
+def load_reference(image, size: int) -> torch.Tensor:
+    """A path or (H, W, 3|4) array -> (4, size, size): RGB on white, alpha."""
+    rgba = _crop_square(remove_background(_read(image)))
+    alpha = rgba[..., 3:]
+    on_white = np.concatenate([rgba[..., :3] * alpha + (1 - alpha), alpha], axis=2)
+    t = torch.from_numpy(on_white).permute(2, 0, 1)[None]                    # (1, 4, s, s)
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode="area")[0]
+    return t.clamp(0, 1)

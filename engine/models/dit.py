@@ -1,0 +1,72 @@
+"""The generator: a DiT over tri-plane latent tokens, trained by rectified flow.
+
+Each latent cell of each plane is one token (patch size 1): z (B, 3, c, h, w) gives
+3*h*w tokens. Conditioning: adaLN-Zero from the timestep plus the pooled condition, and
+cross-attention to condition tokens (text token states or image patch tokens). A learned
+null condition stands in for the dropped condition in classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..config import DiTConfig
+from .layers import AdaLNBlock, FinalLayer, TimestepEmbedder, triplane_pos_embed
+
+
+@dataclass
+class Condition:
+    tokens: torch.Tensor   # (B, L, cond_dim)
+    mask: torch.Tensor     # (B, L) bool, True = real token
+    pooled: torch.Tensor   # (B, cond_dim)
+
+    def __len__(self):
+        return self.tokens.shape[0]
+
+    def to(self, device):
+        return Condition(self.tokens.to(device), self.mask.to(device), self.pooled.to(device))
+
+    @staticmethod
+    def cat(a: "Condition", b: "Condition") -> "Condition":
+        L = max(a.tokens.shape[1], b.tokens.shape[1])
+        pad = lambda c: (torch.nn.functional.pad(c.tokens, (0, 0, 0, L - c.tokens.shape[1])),
+                         torch.nn.functional.pad(c.mask, (0, L - c.mask.shape[1])))
+        (ta, ma), (tb, mb) = pad(a), pad(b)
+        return Condition(torch.cat([ta, tb]), torch.cat([ma, mb]), torch.cat([a.pooled, b.pooled]))
+
+
+class DiT(nn.Module):
+    def __init__(self, cfg: DiTConfig, latent_channels: int, latent_size: int):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.width
+        self.embed = nn.Linear(latent_channels, D)
+        self.register_buffer("pos", triplane_pos_embed(D, latent_size, latent_size),
+                             persistent=False)
+        self.t_embed = TimestepEmbedder(D)
+        self.pool_embed = nn.Sequential(nn.Linear(cfg.cond_dim, D), nn.SiLU(), nn.Linear(D, D))
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(D, cfg.heads, D, context_dim=cfg.cond_dim, group="all",
+                       mlp_ratio=cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.final = FinalLayer(D, D, latent_channels)
+        self.null_tokens = nn.Parameter(torch.randn(cfg.cond_tokens, cfg.cond_dim) * 0.02)
+        self.null_pooled = nn.Parameter(torch.zeros(cfg.cond_dim))
+
+    def null_condition(self, batch: int) -> Condition:
+        tokens = self.null_tokens.expand(batch, -1, -1)
+        mask = torch.ones(batch, tokens.shape[1], dtype=torch.bool, device=tokens.device)
+        return Condition(tokens, mask, self.null_pooled.expand(batch, -1))
+
+    def forward(self, x, t, cond: Condition):
+        # x (B, 3, c, h, w); t (B,) in [0, 1] -> velocity (B, 3, c, h, w)
+        B, _, c, h, w = x.shape
+        tokens = x.permute(0, 1, 3, 4, 2).reshape(B, 3 * h * w, c)
+        y = self.embed(tokens) + self.pos                                    # (B, 3hw, D)
+        g = self.t_embed(t) + self.pool_embed(cond.pooled)                   # (B, D)
+        for block in self.blocks:
+            y = block(y, g, cond.tokens, cond.mask)
+        v = self.final(y, g)                                                 # (B, 3hw, c)
+        return v.view(B, 3, h, w, c).permute(0, 1, 4, 2, 3)

@@ -1,0 +1,176 @@
+"""The 3D-aware VAE: multi-view images -> KL tri-plane latent -> high-resolution tri-planes.
+
+Encoder (LN3Diff-style): every view pixel carries RGB, alpha and its camera ray as a
+Plücker embedding; a conv stem downsamples each view by 8; learned tri-plane queries
+cross-attend to the tokens of all views and give the mean and log-variance of
+z (3, c, h, w).
+Decoder: transformer blocks alternating self-plane and cross-plane attention (DiT blocks
+with adaLN, conditioned on a pooled summary of the latent), then a conv upsampler.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import VAEConfig
+from .layers import AdaLNBlock, Attention, Mlp, triplane_pos_embed
+
+
+# ----------------------------------------------------------------------------- encoder
+
+def _conv_stage(cin: int, cout: int) -> nn.Sequential:
+    """Halves H and W."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.GroupNorm(8, cout),
+                         nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1), nn.SiLU())
+
+
+class FusionBlock(nn.Module):
+    """Tri-plane queries: cross-attend to view tokens, then self-attend, then MLP."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.cross = Attention(dim, heads)
+        self.norm_s = nn.LayerNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.norm_m = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim)
+
+    def forward(self, q, tokens):
+        q = q + self.cross(self.norm_q(q), self.norm_kv(tokens))
+        q = q + self.self_attn(self.norm_s(q))
+        return q + self.mlp(self.norm_m(q))
+
+
+class TriplaneEncoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        chans = (cfg.in_channels,) + tuple(cfg.enc_channels)
+        self.stem = nn.Sequential(*[_conv_stage(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.to_tokens = nn.Linear(chans[-1], cfg.enc_width)
+        n = cfg.latent_size
+        self.queries = nn.Parameter(torch.randn(3 * n * n, cfg.enc_width) * 0.02)
+        self.register_buffer("pos", triplane_pos_embed(cfg.enc_width, n, n), persistent=False)
+        self.blocks = nn.ModuleList(FusionBlock(cfg.enc_width, 4 if cfg.enc_width >= 64 else 2)
+                                    for _ in range(cfg.enc_depth))
+        self.norm = nn.LayerNorm(cfg.enc_width)
+        self.to_moments = nn.Linear(cfg.enc_width, 2 * cfg.latent_channels)
+
+    def forward(self, views):
+        # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
+        B, V = views.shape[:2]
+        feats = self.stem(views.flatten(0, 1))                               # (B*V, C, h', w')
+        tokens = self.to_tokens(feats.flatten(2).transpose(1, 2))            # (B*V, h'w', D)
+        tokens = tokens.reshape(B, -1, tokens.shape[-1])                     # (B, V*h'w', D)
+        q = (self.queries + self.pos).expand(B, -1, -1)                      # (B, 3hw, D)
+        for block in self.blocks:
+            q = block(q, tokens)
+        moments = self.to_moments(self.norm(q))                              # (B, 3hw, 2c)
+        n, c = self.cfg.latent_size, self.cfg.latent_channels
+        moments = moments.view(B, 3, n, n, 2 * c).permute(0, 1, 4, 2, 3)     # (B, 3, 2c, h, w)
+        mean, logvar = moments.chunk(2, dim=2)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+
+# ----------------------------------------------------------------------------- decoder
+
+def _up_stage(cin: int, cout: int) -> nn.Sequential:
+    """Doubles H and W."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                         nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.SiLU())
+
+
+class TriplaneDecoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        D, n = cfg.dec_width, cfg.latent_size
+        self.embed = nn.Linear(cfg.latent_channels, D)
+        self.register_buffer("pos", triplane_pos_embed(D, n, n), persistent=False)
+        self.summary = nn.Sequential(nn.Linear(cfg.latent_channels, D), nn.SiLU(), nn.Linear(D, D))
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(D, cfg.dec_heads, D, group="plane" if i % 2 == 0 else "all")
+            for i in range(cfg.dec_depth))
+        self.norm = nn.LayerNorm(D)
+        chans = (D,) + tuple(cfg.up_channels)
+        self.up = nn.Sequential(*[_up_stage(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.to_planes = nn.Conv2d(chans[-1], cfg.plane_channels, 3, padding=1)
+
+    def forward(self, z):
+        # z (B, 3, c, h, w) -> planes (B, 3, C, H, W)
+        B, _, c, h, w = z.shape
+        tokens = z.permute(0, 1, 3, 4, 2).reshape(B, 3 * h * w, c)           # (B, 3hw, c)
+        x = self.embed(tokens) + self.pos
+        g = self.summary(tokens.mean(dim=1))                                 # (B, D)
+        for block in self.blocks:
+            x = block(x, g)
+        x = self.norm(x).view(B * 3, h, w, -1).permute(0, 3, 1, 2)           # (B*3, D, h, w)
+        planes = self.to_planes(self.up(x))                                  # (B*3, C, H, W)
+        return planes.view(B, 3, *planes.shape[1:])
+
+
+# ----------------------------------------------------------------------------- field
+
+def sample_triplane(planes, points):
+    """Bilinear tri-plane features summed over the planes.
+
+    planes (B, 3, C, H, W) in order (xy, xz, yz); points (B, N, 3) in [-1, 1] -> (B, N, C).
+    """
+    B, _, C, H, W = planes.shape
+    coords = torch.stack([points[..., [0, 1]], points[..., [0, 2]], points[..., [1, 2]]], dim=1)
+    grid = coords.reshape(B * 3, 1, -1, 2)                                   # (B*3, 1, N, 2)
+    feats = F.grid_sample(planes.reshape(B * 3, C, H, W), grid, mode="bilinear",
+                          padding_mode="border", align_corners=False)        # (B*3, C, 1, N)
+    return feats.view(B, 3, C, -1).sum(dim=1).transpose(1, 2)                # (B, N, C)
+
+
+class TriplaneField(nn.Module):
+    """MLP heads for SDF and RGB at any point.
+
+    Geometric initialisation: the SDF is a learned residual on top of a sphere of radius
+    `sphere_radius`, and the residual head starts at zero, so an untrained model already
+    gives a closed blob.
+    """
+
+    def __init__(self, cfg: VAEConfig, extra_outputs: int = 0):
+        super().__init__()
+        self.radius = cfg.sphere_radius
+        layers, width = [], cfg.plane_channels
+        for _ in range(cfg.field_layers):
+            layers += [nn.Linear(width, cfg.field_hidden), nn.SiLU()]
+            width = cfg.field_hidden
+        self.trunk = nn.Sequential(*layers)
+        self.sdf_head = nn.Linear(width, 1 + extra_outputs)
+        self.rgb_head = nn.Linear(width, 3)
+        nn.init.zeros_(self.sdf_head.weight)
+        nn.init.zeros_(self.sdf_head.bias)
+
+    def forward(self, planes, points):
+        # planes (B, 3, C, H, W); points (B, N, 3) -> sdf (B, N), rgb (B, N, 3)
+        h = self.trunk(sample_triplane(planes, points))
+        sdf = self.sdf_head(h)[..., 0] + points.norm(dim=-1) - self.radius
+        return sdf, torch.sigmoid(self.rgb_head(h))
+
+
+class TriplaneVAE(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = TriplaneEncoder(cfg)
+        self.decoder = TriplaneDecoder(cfg)
+        self.field = TriplaneField(cfg)
+
+    def encode(self, views, generator=None):
+        """views (B, V, C_in, H, W) -> z sample, mean, logvar, each (B, 3, c, h, w)."""
+        mean, logvar = self.encoder(views)
+        noise = torch.randn(mean.shape, generator=generator, device="cpu").to(mean)
+        return mean + torch.exp(0.5 * logvar) * noise, mean, logvar
+
+    @staticmethod
+    def kl(mean, logvar):
+        """KL(q(z|x) || N(0, I)), mean over the batch."""
+        return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()

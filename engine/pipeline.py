@@ -1,0 +1,208 @@
+"""Prompt or picture -> textured mesh: the whole engine behind one object.
+
+    pipe = Pipeline.from_pretrained("kiln-mini")
+    res = pipe.text_to_3d("a red chair", seed=1)
+    pipe.export(res, "chair.glb")            # chair.glb + chair.json
+
+Stages (each timed, each reported to `progress(stage, step, total)`):
+condition -> sample -> decode -> extract -> texture (-> export).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import ModelConfig
+from .errors import BAD_IMAGE, BAD_PROMPT, KilnError
+from .io import weights
+from .models import Condition, build_model
+from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
+
+MAX_PROMPT_CHARS = 500
+POINT_CHUNK = 131072
+
+
+@dataclass
+class Result:
+    mesh: object                          # engine.geometry.mesh.Mesh
+    timings: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise KilnError("bad_request", "CUDA was asked for but torch sees no CUDA GPU: choose "
+                        "device 'cpu' or 'auto', or install the CUDA build of torch.")
+    return torch.device(device)
+
+
+def check_prompt(prompt) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise KilnError(BAD_PROMPT, "The prompt is empty: type what you want to make, "
+                        "e.g. 'a red chair'.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise KilnError(BAD_PROMPT, f"The prompt has {len(prompt)} characters; keep it under "
+                        f"{MAX_PROMPT_CHARS} (the text encoder reads only the first few dozen "
+                        "words).")
+    return prompt.strip()
+
+
+class Pipeline:
+    def __init__(self, model, config: ModelConfig, device: torch.device, name: str,
+                 text_encoder=None, folder: Path | None = None):
+        self.model = model.eval().to(device)
+        self.config = config
+        self.device = device
+        self.name = name
+        self.folder = folder
+        self._text_encoder = text_encoder
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "kiln-mini", device: str = "auto",
+                        allow_online: bool = False) -> "Pipeline":
+        folder = weights.resolve(name_or_path, allow_online)
+        config = ModelConfig.load(folder / "config.json")
+        state = weights.load_state_dict(folder)
+        model = build_model(config)
+        missing, unexpected = model.load_state_dict(
+            {k: v.float() for k, v in state.items()}, strict=False)
+        if missing or unexpected:
+            raise KilnError(weights.WEIGHTS_INVALID, f"The weights in {folder} do not match "
+                            f"their config.json ({len(missing)} missing, {len(unexpected)} "
+                            "unexpected tensors): the folder mixes files of different models.")
+        return cls(model, config, pick_device(device), config.name, folder=folder)
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from .models.conditioners import MiniLMText, offline_env
+            offline_env()
+            self._text_encoder = MiniLMText(self.config.dit.cond_tokens).to(self.device)
+        return self._text_encoder
+
+    def warm_up(self) -> None:
+        """Load the text encoder so the first request pays no load time."""
+        self.text_encoder
+
+    # ------------------------------------------------------------------ conditions
+    def encode_text(self, prompts: list[str]) -> Condition:
+        tokens, mask, pooled = self.text_encoder(prompts)
+        return Condition(tokens, mask, pooled).to(self.device)
+
+    def encode_image(self, images_bx4xSxS: torch.Tensor) -> Condition:
+        tokens, mask, pooled = self.model.image_encoder(images_bx4xSxS.to(self.device))
+        return Condition(tokens, mask, pooled)
+
+    # ------------------------------------------------------------------ public API
+    def text_to_3d(self, prompt: str, **settings) -> Result:
+        prompt = check_prompt(prompt)
+        return self._generate(lambda: self.encode_text([prompt]), {"mode": "text",
+                              "prompt": prompt}, **settings)
+
+    def image_to_3d(self, image, **settings) -> Result:
+        from .imaging import load_reference
+        pixels = load_reference(image, self.config.cond.image_size)          # (4, S, S)
+        source = str(image) if isinstance(image, (str, Path)) else "array"
+        return self._generate(lambda: self.encode_image(pixels[None]), {"mode": "image",
+                              "image": source}, **settings)
+
+    def export(self, result: Result, out_glb) -> tuple[Path, Path]:
+        from .geometry.mesh_ops import face_count
+        from .io.glb import write_glb
+        out_glb = Path(out_glb).expanduser().resolve()
+        out_glb.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        write_glb(out_glb, result.mesh, extras={"kiln": result.meta})
+        result.timings["export"] = time.perf_counter() - t0
+        sidecar = dict(result.meta, timings=result.timings,
+                       counts={"vertices": int(len(result.mesh.vertices_nx3)),
+                               "faces": face_count(result.mesh)})
+        out_json = out_glb.with_suffix(".json")
+        out_json.write_text(json.dumps(sidecar, indent=2) + "\n")
+        return out_glb, out_json
+
+    # ------------------------------------------------------------------ stages
+    def _generate(self, make_condition, meta: dict, seed: int = 0, steps: int | None = None,
+                  guidance: float | None = None, resolution: int | None = None,
+                  faces: int | None = None, texture: int | None = None,
+                  texture_mode: str = "uv", sampler: str | None = None,
+                  progress=None) -> Result:
+        s = self.config.sampling
+        settings = dict(seed=int(seed), steps=int(steps or s.steps),
+                        guidance=float(s.guidance if guidance is None else guidance),
+                        resolution=int(resolution or 128), faces=int(faces or 20000),
+                        texture=int(texture or 1024), texture_mode=texture_mode,
+                        sampler=sampler or s.sampler)
+        report = progress or (lambda stage, step, total: None)
+        timings: dict[str, float] = {}
+        with self._stage("condition", timings, report):
+            cond = make_condition()
+        with self._stage("sample", timings, report):
+            z = self.sample_latent(cond, settings, report)
+        with self._stage("decode", timings, report):
+            planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
+        with self._stage("extract", timings, report):
+            mesh = self.extract(planes, settings["resolution"], settings["faces"])
+        with self._stage("texture", timings, report):
+            mesh = self.paint(planes, mesh, settings["texture"], texture_mode)
+        meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),
+                    **settings)
+        return Result(mesh=mesh, timings=timings, meta=meta)
+
+    @contextmanager
+    def _stage(self, name: str, timings: dict, report):
+        report(name, 0, 1)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        timings[name] = time.perf_counter() - t0
+
+    def sample_latent(self, cond: Condition, settings: dict, report) -> torch.Tensor:
+        """Noise -> latent z (1, 3, c, h, w) by the flow ODE with CFG."""
+        v = self.config.vae
+        shape = (1, 3, v.latent_channels, v.latent_size, v.latent_size)
+        x = initial_noise(shape, settings["seed"], self.device)
+        velocity = cfg_velocity(self.model.dit, cond, self.model.dit.null_condition(1),
+                                settings["guidance"])
+        sampler = SAMPLERS[settings["sampler"]]
+        x = sampler(velocity, x, time_grid(settings["steps"]).tolist(),
+                    lambda i, n, _x: report("sample", i, n))
+        return x / self.config.latent_scale + self.config.latent_shift
+
+    def field_fns(self, planes):
+        """sdf_fn / rgb_fn over object-space points (N, 3) for the geometry stages."""
+        field = self.model.vae.field
+
+        def query(points_nx3, index):
+            out = [field(planes, chunk.to(self.device, torch.float32)[None])[index][0]
+                   for chunk in points_nx3.split(POINT_CHUNK)]
+            return torch.cat(out).float().cpu()
+
+        return (lambda p: query(p, 0)), (lambda p: query(p, 1))
+
+    def extract(self, planes, resolution: int, faces: int):
+        from .geometry.extract import extract_surface
+        from .geometry.mesh_ops import clean
+        sdf_fn, _ = self.field_fns(planes)
+        mesh = extract_surface(sdf_fn, resolution=resolution)
+        return clean(mesh, target_faces=faces)
+
+    def paint(self, planes, mesh, size: int, mode: str):
+        from .geometry.texture import bake_texture, vertex_colors
+        sdf_fn, rgb_fn = self.field_fns(planes)
+        if mode == "vertex":
+            return vertex_colors(mesh, rgb_fn)
+        return bake_texture(mesh, rgb_fn, size=size, sdf_fn=sdf_fn)

@@ -1,0 +1,430 @@
+"""`python -m engine serve`: the warm JSON-lines server the add-on talks to.
+
+The model loads once; then a reader thread reads requests from stdin while jobs run on
+the main thread. The reader answers ping, cancel and shutdown at once, even mid-job;
+the job's progress callback emits `progress` events and raises `Cancelled` at the next
+step after a cancel. stdout carries protocol lines only: the real stdout is kept as a
+private handle and file descriptor 1 is pointed at stderr, so stray prints (ours,
+a library's, or C code's) land in the log instead of corrupting the protocol.
+
+Exit status: 0 after `shutdown` or end of input; 2 when the model cannot be found or
+its weights are invalid (an `error` line says why); 1 for any other startup failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import io
+import json
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, protocol
+from .errors import (BUSY, INTERNAL, MODEL_NOT_FOUND, WEIGHTS_INVALID, Cancelled,
+                     KilnError)
+
+log = logging.getLogger("engine.server")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_DETAIL_CHARS = 300
+
+
+def default_out_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "kiln" / "out"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="kiln-mini",
+                        help="model name in weights/, a model folder, or a hub repo id")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out-dir", default=str(default_out_dir()),
+                        help="folder for results of requests without an 'out' path")
+    parser.add_argument("--log-file", default=None,
+                        help="also log here (skipped when stderr already goes there)")
+    parser.add_argument("--allow-online", action="store_true",
+                        help="let hub repo ids download (default: local files only)")
+    # Test hook: sleep this long in each sampling step so a cancel lands mid-job.
+    parser.add_argument("--test-step-delay", type=float, default=0.0,
+                        help=argparse.SUPPRESS)
+
+
+# ---------------------------------------------------------------- stdout / logging
+class Channel:
+    """The protocol's stdout: one locked writer of whole lines."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, msg: dict) -> None:
+        line = protocol.encode(msg) + "\n"
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):  # the client went away; EOF ends us soon
+                log.warning("could not write %s to stdout", msg.get("type"))
+
+
+def claim_stdout():
+    """Return (private protocol stream, restore function); fd 1 then goes to stderr."""
+    real = sys.stdout
+    real.flush()
+    try:
+        fd = os.dup(real.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        sys.stdout = sys.stderr  # no real file (e.g. called in-process by a test)
+        return real, lambda: setattr(sys, "stdout", real)
+    os.dup2(sys.stderr.fileno(), real.fileno())
+    stream = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+    sys.stdout = sys.stderr
+
+    def restore():
+        stream.flush()
+        os.dup2(fd, real.fileno())
+        stream.close()
+        sys.stdout = real
+    return stream, restore
+
+
+def setup_logging(log_file) -> list:
+    """Log to stderr and to `log_file` (unless stderr is that file already)."""
+    fmt = logging.Formatter(LOG_FORMAT)
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        path = Path(log_file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _stderr_is(path):
+            handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    root = logging.getLogger()
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    return handlers
+
+
+def _stderr_is(path: Path) -> bool:
+    try:
+        return path.exists() and os.path.samestat(os.fstat(sys.stderr.fileno()),
+                                                  os.stat(path))
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _detail(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(".")
+    return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."
+
+
+# ---------------------------------------------------------------- pipeline loading
+def load_pipeline(model: str, device: str, allow_online: bool = False):
+    """Pipeline.from_pretrained with people-facing errors for a missing model."""
+    from .pipeline import Pipeline  # torch: imported only by the engine process
+    try:
+        pipe = Pipeline.from_pretrained(model, device=device, allow_online=allow_online)
+        if hasattr(pipe, "warm_up"):
+            pipe.warm_up()  # text encoder too: the first request pays no load time
+        return pipe
+    except KilnError:
+        raise
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise KilnError(MODEL_NOT_FOUND, f"The model {model!r} was not found ({_detail(exc)})"
+                        ": give a model name from weights/ such as 'kiln-mini', a folder "
+                        "holding config.json and model.safetensors, or a hub repo id."
+                        ) from exc
+
+
+# ---------------------------------------------------------------- the server
+@dataclass
+class Job:
+    id: str
+    params: dict
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stage: str = ""
+    step: int = 0
+
+
+class Server:
+    """Reads requests on a thread; runs one job at a time on the calling thread."""
+
+    def __init__(self, pipe, args, channel: Channel, log_path: str | None):
+        self.pipe = pipe
+        self.args = args
+        self.channel = channel
+        self.log_where = f"the log file {log_path}" if log_path else "the engine's stderr"
+        self.out_dir = Path(args.out_dir).expanduser()
+        self.jobs: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.current: Job | None = None
+        self.stopping = False
+        self.count = 0
+
+    # -- reader thread ------------------------------------------------------
+    def read_forever(self, stdin) -> None:
+        for raw in iter(stdin.readline, b"" if _is_binary(stdin) else ""):
+            try:
+                self.handle_line(raw)
+            except Exception as exc:  # never let the reader die silently
+                log.exception("reader failed on a line")
+                self.channel.send(protocol.error(None, INTERNAL, f"The engine could not "
+                                  f"handle a request ({_detail(exc)}); see "
+                                  f"{self.log_where}."))
+        log.info("stdin closed: shutting down")
+        self.stop()
+
+    def handle_line(self, raw) -> None:
+        line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if not line.strip():
+            return
+        try:
+            msg = protocol.decode(line, allowed=protocol.CLIENT_TYPES)
+        except KilnError as exc:
+            log.warning("bad line %r: %s", line[:200], exc.message)
+            self.channel.send(protocol.error(_best_effort_id(line), exc.code, exc.message))
+            return
+        kind = msg["type"]
+        if kind == protocol.PING:
+            busy = self.current.id if self.current else None
+            self.channel.send({"type": protocol.PONG, "busy": busy})
+        elif kind == protocol.CANCEL:
+            self.cancel(msg.get("id"))
+        elif kind == protocol.SHUTDOWN:
+            log.info("shutdown requested")
+            self.stop()
+        else:
+            self.accept(msg)
+
+    def accept(self, msg: dict) -> None:
+        try:
+            params = protocol.validate_generate(msg)
+        except KilnError as exc:
+            self.channel.send(protocol.error(_plain_id(msg.get("id")), exc.code,
+                                             exc.message))
+            return
+        with self.lock:
+            self.count += 1
+            job_id = params["id"] or f"job-{self.count}"
+            if self.stopping:
+                return
+            if self.current is not None:
+                busy_id = self.current.id
+            else:
+                busy_id = None
+                self.current = Job(job_id, params)
+                self.jobs.put(self.current)
+        if busy_id is not None:
+            self.channel.send(protocol.error(job_id, BUSY, f"The engine is busy with job "
+                              f"{busy_id!r}: wait for it to finish or cancel it, then "
+                              "send this request again."))
+
+    def cancel(self, job_id) -> None:
+        with self.lock:
+            job = self.current
+        if job is None or (job_id is not None and str(job_id) != job.id):
+            log.info("cancel %r: no such running job (ignored)", job_id)
+            return
+        log.info("cancel %s at %s %d", job.id, job.stage or "start", job.step)
+        job.cancel.set()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            job = self.current
+        if job is not None:
+            job.cancel.set()
+        self.jobs.put(None)
+
+    # -- main thread --------------------------------------------------------
+    def run_forever(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            final = self.run_job(job)
+            with self.lock:  # free the slot before answering, so a quick next
+                self.current = None  # request is never refused as busy
+            self.channel.send(final)
+
+    def run_job(self, job: Job) -> dict:
+        t0 = time.perf_counter()
+        log.info("job %s: %s", job.id, {k: v for k, v in job.params.items() if v is not None})
+        try:
+            final = self.generate(job)
+        except Cancelled:
+            log.info("job %s cancelled at %s %d", job.id, job.stage, job.step)
+            return protocol.cancelled(job.id, stage=job.stage, step=job.step)
+        except KilnError as exc:
+            log.warning("job %s refused: %s", job.id, exc.message)
+            return protocol.error(job.id, exc.code, exc.message)
+        except Exception as exc:
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+            return protocol.error(job.id, INTERNAL, self.failure_sentence(exc))
+        log.info("job %s done in %.2f s: %s", job.id, time.perf_counter() - t0, final["glb"])
+        return final
+
+    def failure_sentence(self, exc: Exception) -> str:
+        fix = "try again, and if it keeps failing, report it with that log"
+        if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError):
+            fix = "lower the resolution, face budget or texture size, or use the CPU"
+        return (f"The engine failed while generating ({_detail(exc)}): {fix}. Details "
+                f"are in {self.log_where}.")
+
+    def progress_fn(self, job: Job):
+        delay = self.args.test_step_delay
+
+        def progress(stage: str, step: int, total: int) -> None:
+            if delay and stage == "sample":
+                time.sleep(delay)
+            if job.cancel.is_set():
+                raise Cancelled(job.id)
+            job.stage, job.step = stage, int(step)
+            self.channel.send(protocol.progress(job.id, stage, step, total))
+        return progress
+
+    def generate(self, job: Job) -> dict:
+        progress = self.progress_fn(job)
+        if job.cancel.is_set():
+            raise Cancelled(job.id)
+        p = job.params
+        pipe = self.pipeline_for(p.get("model"), progress)
+        settings = {k: p[k] for k in protocol.NUMBER_FIELDS if k in p}
+        settings["texture_mode"] = p["texture_mode"]
+        if p["mode"] == "image":
+            res = pipe.image_to_3d(p["image"], progress=progress, **settings)
+        else:
+            res = pipe.text_to_3d(p["prompt"], progress=progress, **settings)
+        out = self.out_path(p)
+        progress("export", 0, 1)
+        t0 = time.perf_counter()
+        glb, sidecar = pipe.export(res, str(out))
+        export_s = time.perf_counter() - t0
+        progress("export", 1, 1)
+        return protocol.result(job.id, str(glb), str(sidecar),
+                               self.result_meta(pipe, res, export_s))
+
+    def pipeline_for(self, model, progress):
+        """The warm pipeline, or a newly loaded one when a request names another model."""
+        if not model or model in (self.args.model, self.pipe.name):
+            return self.pipe
+        progress("load", 0, 1)
+        log.info("loading model %r", model)
+        pipe = load_pipeline(model, self.args.device, self.args.allow_online)
+        self.pipe, self.args.model = pipe, model  # keep only one model warm
+        progress("load", 1, 1)
+        return pipe
+
+    def out_path(self, p: dict) -> Path:
+        if p.get("out"):
+            out = Path(p["out"])
+            out = out if out.is_absolute() else self.out_dir / out
+        else:
+            stem = _slug(p["prompt"] or Path(p["image"] or "image").stem)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out = self.out_dir / f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}.glb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out.resolve()
+
+    def result_meta(self, pipe, res, export_s: float) -> dict:
+        meta = dict(getattr(res, "meta", None) or {})
+        timings = dict(getattr(res, "timings", None) or {})
+        timings.setdefault("export", export_s)
+        meta["timings"] = timings
+        mesh = getattr(res, "mesh", None)
+        if mesh is not None:
+            meta["counts"] = {"vertices": int(len(mesh.vertices_nx3)),
+                              "faces": int(len(mesh.faces_fx3))}
+        meta.setdefault("model", pipe.name)
+        meta.setdefault("device", str(pipe.device))
+        return protocol.plain(meta)
+
+
+def _is_binary(stream) -> bool:
+    return isinstance(stream, (io.BufferedIOBase, io.RawIOBase)) or "b" in getattr(
+        stream, "mode", "")
+
+
+def _plain_id(value):
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) \
+        else None
+
+
+def _best_effort_id(line: str):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return _plain_id(msg.get("id")) if isinstance(msg, dict) else None
+
+
+def _slug(text: str, limit: int = 32) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return slug[:limit].rstrip("-") or "asset"
+
+
+# ---------------------------------------------------------------- entry point
+def _enable_faulthandler() -> None:
+    try:
+        faulthandler.enable(sys.stderr)  # a hard crash still leaves a trace in the log
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def main(args) -> int:
+    t0 = time.perf_counter()
+    stream, restore_stdout = claim_stdout()
+    channel = Channel(stream)
+    handlers = setup_logging(args.log_file)
+    _enable_faulthandler()
+    try:
+        return _serve(args, channel, t0)
+    finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        restore_stdout()
+
+
+def _serve(args, channel: Channel, t0: float) -> int:
+    log.info("kiln engine %s (pid %d) loading %r on %s", __version__, os.getpid(),
+             args.model, args.device)
+    try:
+        pipe = load_pipeline(args.model, args.device, args.allow_online)
+    except KilnError as exc:
+        log.error("cannot load the model: %s", exc.message)
+        channel.send(protocol.error(None, exc.code, exc.message))
+        return 2 if exc.code in (MODEL_NOT_FOUND, WEIGHTS_INVALID) else 1
+    except ImportError as exc:
+        log.error("cannot import the engine:\n%s", traceback.format_exc())
+        channel.send(protocol.error(None, INTERNAL, f"The engine's Python lacks a "
+                     f"dependency ({_detail(exc)}): set up the engine environment again "
+                     "(Preferences > Kiln > Set up engine, or make setup)."))
+        return 1
+    except Exception as exc:
+        log.error("cannot start:\n%s", traceback.format_exc())
+        channel.send(protocol.error(None, INTERNAL, f"The engine could not start "
+                     f"({_detail(exc)}); details are in "
+                     f"{args.log_file or "the engine's stderr"}."))
+        return 1
+    server = Server(pipe, args, channel, args.log_file)
+    load_s = time.perf_counter() - t0
+    channel.send(protocol.ready(__version__, str(pipe.device), pipe.name, pid=os.getpid(),
+                                load_s=round(load_s, 3), out_dir=str(server.out_dir)))
+    log.info("ready in %.2f s", load_s)
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    threading.Thread(target=server.read_forever, args=(stdin,), name="kiln-reader",
+                     daemon=True).start()
+    server.run_forever()
+    log.info("bye")
+    return 0
