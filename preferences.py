@@ -79,7 +79,8 @@ def model_spec(prefs=None) -> str:
 
 
 def allow_online() -> bool:
-    return bool(getattr(bpy.app, "online_access", False))
+    """Blender's "Allow Online Access" (Blender before 4.2 has no such switch)."""
+    return bool(getattr(bpy.app, "online_access", True))
 
 
 # ---------------------------------------------------------------- engine Python

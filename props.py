@@ -35,8 +35,8 @@ class KilnSceneProps(bpy.types.PropertyGroup):
     background: EnumProperty(
         name="Background", default='ALPHA',
         description="How the picture's background is removed before generating",
-        items=(('NONE', "Keep", "Use the picture as it is"),
-               ('ALPHA', "Alpha", "Transparent pixels are background"),
+        items=(('ALPHA', "Alpha", "Transparent pixels are background (a picture without "
+                "alpha has the colour of its corners keyed out)"),
                ('KEY', "Colour key", "Pixels close to the key colour are background")))
     key_color: FloatVectorProperty(
         name="Key colour", subtype='COLOR', size=3, min=0.0, max=1.0,

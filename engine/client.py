@@ -205,9 +205,13 @@ class EngineClient:
                 return False
 
     # ------------------------------------------------------------ events
-    def poll(self) -> list[dict]:
-        """Every event since the last call, without blocking."""
-        return self._drain(block=None)
+    def poll(self, timeout: float | None = None) -> list[dict]:
+        """Every event since the last call, without blocking.
+
+        With a timeout, wait up to that many seconds for the first event (for scripts
+        and tests; the add-on's timer calls it without one).
+        """
+        return self._drain(block=timeout if timeout else None)
 
     def wait(self, request_id: str | None = None, timeout: float | None = None,
              on_event=None) -> dict:

@@ -27,7 +27,7 @@ class VAEConfig:
     enc_depth: int = 2
     latent_channels: int = 8      # c of z (3, c, h, w)
     latent_size: int = 8          # h = w = image_size / 8
-    dec_width: int = 256
+    dec_width: int = 192
     dec_depth: int = 4            # alternating self-plane / cross-plane blocks
     dec_heads: int = 4
     up_channels: tuple = (128, 64, 32)  # conv upsampler stages, each doubles H and W
@@ -49,6 +49,7 @@ class DiTConfig:
     cond_dim: int = 384           # width of condition tokens fed to cross-attention
     cond_tokens: int = 32         # max condition tokens (text tokens / image patches)
     mlp_ratio: float = 4.0
+    patch: int = 2                # latent cells per token side: 3*(h/patch)*(w/patch) tokens
 
 
 @dataclass
@@ -109,7 +110,7 @@ def tiny() -> ModelConfig:
                       latent_channels=4, latent_size=4, dec_width=32, dec_depth=2,
                       dec_heads=2, up_channels=(16, 8), plane_channels=8,
                       field_hidden=16, field_layers=1),
-        dit=DiTConfig(width=32, depth=2, heads=2, cond_dim=384, cond_tokens=16),
+        dit=DiTConfig(width=32, depth=2, heads=2, cond_dim=384, cond_tokens=16, patch=1),
         cond=CondConfig(image_size=32, image_width=32),
         sampling=SamplingConfig(steps=4, guidance=2.0),
     )

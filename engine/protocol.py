@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError
@@ -226,12 +227,21 @@ def _image_path(image) -> str:
         raise KilnError(BAD_IMAGE, 'Image mode needs a picture: set "image" to the path '
                         "of a PNG or JPEG file.")
     path = Path(image).expanduser()
-    if not path.exists():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
         raise KilnError(BAD_IMAGE, f"The image {str(path)!r} does not exist: pick an "
-                        "existing picture file.")
-    if not path.is_file():
+                        "existing picture file.") from None
+    except OSError as exc:
+        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} cannot be read "
+                        f"({exc.strerror or type(exc).__name__}): check the permissions "
+                        "of the file and its folders, or pick another file.") from None
+    if stat.S_ISDIR(info.st_mode):
         raise KilnError(BAD_IMAGE, f"The image {str(path)!r} is a folder, not a file: "
                         "pick a picture file inside it.")
+    if not stat.S_ISREG(info.st_mode):
+        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} is not a regular file: pick "
+                        "a PNG or JPEG file.")
     try:
         with open(path, "rb") as fh:
             fh.read(1)

@@ -413,9 +413,9 @@ def _serve(args, channel: Channel, t0: float) -> int:
         return 1
     except Exception as exc:
         log.error("cannot start:\n%s", traceback.format_exc())
+        where = args.log_file or "the engine's stderr"
         channel.send(protocol.error(None, INTERNAL, f"The engine could not start "
-                     f"({_detail(exc)}); details are in "
-                     f"{args.log_file or "the engine's stderr"}."))
+                     f"({_detail(exc)}); details are in {where}."))
         return 1
     server = Server(pipe, args, channel, args.log_file)
     load_s = time.perf_counter() - t0

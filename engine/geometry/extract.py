@@ -79,30 +79,81 @@ def dense_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, chunk: int = 
     return grid
 
 
-def _active_cells(grid: torch.Tensor, cell: float) -> torch.Tensor:
-    """Cells with a sign change or a corner within one cell diagonal, dilated by one cell."""
-    g = grid[None, None]
-    cmax = F.max_pool3d(g, 2, stride=1)
-    cmin = -F.max_pool3d(-g, 2, stride=1)
-    near = -F.max_pool3d(-g.abs(), 2, stride=1) < cell * math.sqrt(3.0)
-    active = (near | ((cmin < 0) & (cmax > 0))).to(torch.float32)
-    return F.max_pool3d(active, 3, stride=1, padding=1)[0, 0] > 0     # (n, n, n)
+def _cell_reduce(x: torch.Tensor, op) -> torch.Tensor:
+    """op over the 8 corners of every cell, separably: (n+1)^3 -> (n)^3."""
+    x = op(x[1:], x[:-1])
+    x = op(x[:, 1:], x[:, :-1])
+    return op(x[:, :, 1:], x[:, :, :-1])
+
+
+def _cells_to_samples(cells: torch.Tensor) -> torch.Tensor:
+    """Mask of the corners of the marked cells: (n)^3 bool -> (n+1)^3 bool."""
+    for axis in range(3):
+        shape = list(cells.shape)
+        shape[axis] += 1
+        out = torch.zeros(shape, dtype=torch.bool, device=cells.device)
+        out.narrow(axis, 0, cells.shape[axis]).logical_or_(cells)
+        out.narrow(axis, 1, cells.shape[axis]).logical_or_(cells)
+        cells = out
+    return cells
+
+
+def _sign_change(grid: torch.Tensor) -> torch.Tensor:
+    """Cells whose corners hold both signs, (n)^3 bool."""
+    inside = (grid < 0).to(torch.uint8)
+    count = _cell_reduce(inside, torch.add)
+    return (count > 0) & (count < 8)
+
+
+def _upsample(coarse: torch.Tensor) -> torch.Tensor:
+    """Trilinear x2 with shared corners: (n+1)^3 -> (2n+1)^3 (exact at even indices)."""
+    x = coarse
+    for axis in range(3):
+        shape = list(x.shape)
+        shape[axis] = 2 * shape[axis] - 1
+        out = torch.empty(shape, dtype=x.dtype, device=x.device)
+        even = [slice(None)] * 3
+        odd = [slice(None)] * 3
+        even[axis] = slice(0, None, 2)
+        odd[axis] = slice(1, None, 2)
+        out[tuple(even)] = x
+        n = x.shape[axis]
+        out[tuple(odd)] = 0.5 * (x.narrow(axis, 0, n - 1) + x.narrow(axis, 1, n - 1))
+        x = out
+    return x
+
+
+def _evaluate_needed(sdf_fn: SdfFn, grid: torch.Tensor, exact: torch.Tensor, need: torch.Tensor,
+                     bound: float, chunk: int) -> None:
+    """Evaluate the samples in `need` that are not exact yet; marks them exact (in place)."""
+    todo = need & ~exact
+    _evaluate_mask(sdf_fn, grid, todo, bound, chunk)
+    exact |= todo
 
 
 def _refine(sdf_fn: SdfFn, coarse: torch.Tensor, exact: torch.Tensor, bound: float,
-            chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One halving: coarse (n+1)^3 -> fine (2n+1)^3 with exact values near the surface."""
+            chunk: int, max_grow: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """One halving: coarse (n+1)^3 -> fine (2n+1)^3, exact wherever the surface is.
+
+    Seeds: coarse cells with a sign change, or whose 8 corners all lie within one cell
+    diagonal of the surface (a thin part between samples). Then, until nothing changes, every
+    fine cell with a sign change and a corner that is only interpolated gets evaluated, so the
+    surface is followed wherever the coarse grid misjudged it.
+    """
     n = coarse.shape[0] - 1
-    active = _active_cells(coarse, 2.0 * bound / n)
-    fine = F.interpolate(coarse[None, None], size=(2 * n + 1,) * 3, mode="trilinear",
-                         align_corners=True)[0, 0]
-    fine_cells = active.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
-    need = F.max_pool3d(fine_cells[None, None].to(torch.float32), 2, stride=1, padding=1)[0, 0] > 0
-    fine_exact = torch.zeros_like(need)
+    diagonal = math.sqrt(3.0) * 2.0 * bound / n
+    seeds = _sign_change(coarse) | (_cell_reduce(coarse.abs(), torch.maximum) < diagonal)
+    fine = _upsample(coarse)
+    fine_exact = torch.zeros(fine.shape, dtype=torch.bool, device=fine.device)
     fine_exact[::2, ::2, ::2] = exact
-    fine[0::2, 0::2, 0::2] = coarse                                   # exact where coarse was
-    _evaluate_mask(sdf_fn, fine, need & ~fine_exact, bound, chunk)
-    return fine, need | fine_exact
+    fine_cells = seeds[:, None, :, None, :, None].expand(-1, 2, -1, 2, -1, 2).reshape((2 * n,) * 3)
+    _evaluate_needed(sdf_fn, fine, fine_exact, _cells_to_samples(fine_cells), bound, chunk)
+    for _ in range(max_grow):
+        loose = _sign_change(fine) & ~_cell_reduce(fine_exact, torch.logical_and)
+        if not bool(loose.any()):
+            break
+        _evaluate_needed(sdf_fn, fine, fine_exact, _cells_to_samples(loose), bound, chunk)
+    return fine, fine_exact
 
 
 def sample_grid(sdf_fn: SdfFn, resolution: int = 128, bound: float = 1.0, chunk: int = 262144,
@@ -147,12 +198,22 @@ def _weld(verts_vx3: np.ndarray, faces_fx3: np.ndarray, n1: int) -> tuple[np.nda
     return verts_vx3[first], inverse.reshape(-1)[faces_fx3]
 
 
+def _block_any(mask: np.ndarray, block: int) -> np.ndarray:
+    """any() over each block's (block+1)^3 samples (blocks share their boundary samples)."""
+    for axis in range(3):
+        n = mask.shape[axis] - 1
+        body = np.take(mask, np.arange(n), axis=axis)
+        shape = list(body.shape)
+        shape[axis:axis + 1] = [n // block, block]
+        reduced = body.reshape(shape).any(axis=axis + 1)
+        mask = reduced | np.take(mask, np.arange(block, n + 1, block), axis=axis)
+    return mask
+
+
 def _active_blocks(g: np.ndarray, block: int) -> np.ndarray:
     """(bx, by, bz) indices of blocks whose samples hold both signs."""
-    t = torch.from_numpy(g)[None, None]
-    bmax = F.max_pool3d(t, block + 1, stride=block, ceil_mode=False)
-    bmin = -F.max_pool3d(-t, block + 1, stride=block, ceil_mode=False)
-    return ((bmin < 0) & (bmax > 0))[0, 0].nonzero().numpy()
+    inside = g < 0
+    return np.argwhere(_block_any(inside, block) & _block_any(~inside, block))
 
 
 def marching_cubes(grid, bound: float = 1.0, block: int = 16) -> Mesh:

@@ -1,7 +1,7 @@
 """The generator: a DiT over tri-plane latent tokens, trained by rectified flow.
 
-Each latent cell of each plane is one token (patch size 1): z (B, 3, c, h, w) gives
-3*h*w tokens. Conditioning: adaLN-Zero from the timestep plus the pooled condition, and
+Each patch x patch block of latent cells of each plane is one token: z (B, 3, c, h, w)
+gives 3*(h/p)*(w/p) tokens of c*p*p values. Conditioning: adaLN-Zero from the timestep plus the pooled condition, and
 cross-attention to condition tokens (text token states or image patch tokens). A learned
 null condition stands in for the dropped condition in classifier-free guidance.
 """
@@ -42,16 +42,16 @@ class DiT(nn.Module):
     def __init__(self, cfg: DiTConfig, latent_channels: int, latent_size: int):
         super().__init__()
         self.cfg = cfg
-        D = cfg.width
-        self.embed = nn.Linear(latent_channels, D)
-        self.register_buffer("pos", triplane_pos_embed(D, latent_size, latent_size),
+        D, p = cfg.width, cfg.patch
+        self.embed = nn.Linear(latent_channels * p * p, D)
+        self.register_buffer("pos", triplane_pos_embed(D, latent_size // p, latent_size // p),
                              persistent=False)
         self.t_embed = TimestepEmbedder(D)
         self.pool_embed = nn.Sequential(nn.Linear(cfg.cond_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.blocks = nn.ModuleList(
             AdaLNBlock(D, cfg.heads, D, context_dim=cfg.cond_dim, group="all",
                        mlp_ratio=cfg.mlp_ratio) for _ in range(cfg.depth))
-        self.final = FinalLayer(D, D, latent_channels)
+        self.final = FinalLayer(D, D, latent_channels * p * p)
         self.null_tokens = nn.Parameter(torch.randn(cfg.cond_tokens, cfg.cond_dim) * 0.02)
         self.null_pooled = nn.Parameter(torch.zeros(cfg.cond_dim))
 
@@ -63,10 +63,21 @@ class DiT(nn.Module):
     def forward(self, x, t, cond: Condition):
         # x (B, 3, c, h, w); t (B,) in [0, 1] -> velocity (B, 3, c, h, w)
         B, _, c, h, w = x.shape
-        tokens = x.permute(0, 1, 3, 4, 2).reshape(B, 3 * h * w, c)
-        y = self.embed(tokens) + self.pos                                    # (B, 3hw, D)
+        y = self.embed(self.patchify(x)) + self.pos                         # (B, T, D)
         g = self.t_embed(t) + self.pool_embed(cond.pooled)                   # (B, D)
         for block in self.blocks:
             y = block(y, g, cond.tokens, cond.mask)
-        v = self.final(y, g)                                                 # (B, 3hw, c)
-        return v.view(B, 3, h, w, c).permute(0, 1, 4, 2, 3)
+        return self.unpatchify(self.final(y, g), c, h, w)
+
+    def patchify(self, x):
+        """(B, 3, c, h, w) -> (B, 3*(h/p)*(w/p), c*p*p)"""
+        B, _, c, h, w = x.shape
+        p = self.cfg.patch
+        x = x.view(B, 3, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+        return x.reshape(B, 3 * (h // p) * (w // p), c * p * p)
+
+    def unpatchify(self, tokens, c: int, h: int, w: int):
+        """(B, 3*(h/p)*(w/p), c*p*p) -> (B, 3, c, h, w)"""
+        B, p = tokens.shape[0], self.cfg.patch
+        x = tokens.view(B, 3, h // p, w // p, c, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+        return x.reshape(B, 3, c, h, w)

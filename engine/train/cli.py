@@ -1,0 +1,79 @@
+"""`python -m engine train STAGE`:
+
+  data     procedural assets -> a training store      (--out DIR --assets N [--first-seed S])
+  vae      train the VAE on a store                   (--data DIR --out MODEL_DIR)
+  latents  encode a store with a trained VAE          (--data DIR --init MODEL_DIR --out DIR)
+  dit      train the DiT on a latent store            (--data DIR --init MODEL_DIR --out MODEL_DIR)
+
+Multi-GPU / multi-process: `torchrun --nproc_per_node N -m engine train vae ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+TRAIN_SEED_BASE = 0          # training assets use seeds from here up
+HELDOUT_SEED_BASE = 10**8    # evaluation never uses seeds below this
+
+
+def add_arguments(p) -> None:
+    p.add_argument("stage", choices=("data", "vae", "latents", "dit"))
+    p.add_argument("--data", type=Path, help="store folder to read")
+    p.add_argument("--out", type=Path, required=True, help="store or model folder to write")
+    p.add_argument("--init", type=Path, help="model folder to start from")
+    p.add_argument("--size", default="mini", help="model size when starting fresh")
+    p.add_argument("--assets", type=int, default=1024)
+    p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
+    p.add_argument("--views", type=int, default=4)
+    p.add_argument("--res", type=int, default=64)
+    p.add_argument("--points", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=16, help="global batch")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--fp16-weights", action="store_true", help="ship float16 safetensors")
+
+
+def main(args) -> int:
+    if args.stage == "data":
+        from .cache import build_asset_store
+        seeds = range(args.first_seed, args.first_seed + args.assets)
+        build_asset_store(seeds, args.views, args.res, args.points).save(args.out)
+        return 0
+    if args.stage == "latents":
+        return _latents(args)
+    from .loop import TrainArgs, train
+    fields = TrainArgs.__dataclass_fields__
+    summary = train(TrainArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    return 0
+
+
+def _latents(args) -> int:
+    import torch
+    from ..config import ModelConfig
+    from ..io.weights import load_state_dict
+    from ..models import build_model
+    from ..models.conditioners import MiniLMText, offline_env
+    from .cache import build_latent_store
+    from .store import Store
+    if not args.init:
+        print("train latents needs --init MODEL_DIR (a trained VAE)", file=sys.stderr)
+        return 2
+    offline_env()
+    cfg = ModelConfig.load(args.init / "config.json")
+    model = build_model(cfg).eval()
+    model.load_state_dict({k: v.float() for k, v in load_state_dict(args.init).items()})
+    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), Store.load(args.data))
+    store.save(args.out)
+    print(json.dumps({"assets": len(store), "latent_scale": store.info["latent_scale"],
+                      "latent_shift": store.info["latent_shift"]}))
+    return 0

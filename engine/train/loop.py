@@ -1,0 +1,151 @@
+"""One training loop for both stages (VAE, DiT): AdamW, cosine LR, grad clipping,
+resumable checkpoints, JSON-lines logs, optional bf16/torch.compile on GPU, DDP."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import REGISTRY, ModelConfig
+from ..io.weights import load_state_dict, save_state_dict
+from ..models import build_model
+from .common import (Logger, autocast, cosine_lr, init_distributed, load_checkpoint,
+                     mean_across_ranks, rank_slice, save_checkpoint, wrap_ddp)
+from .store import Store
+
+
+@dataclass
+class TrainArgs:
+    stage: str                  # "vae" | "dit"
+    data: Path                  # Store folder
+    out: Path                   # model folder written at the end (and every ckpt_every)
+    size: str = "mini"          # REGISTRY entry when starting fresh
+    init: Path | None = None    # model folder to start from (the DiT stage needs the VAE)
+    steps: int = 1000
+    batch: int = 16             # global batch
+    lr: float = 3e-4
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False
+    compile: bool = False
+    resume: bool = False
+    ckpt_every: int = 500
+    max_minutes: float = 0.0    # stop early (and save) after this wall time; 0 = no cap
+    fp16_weights: bool = False  # store the shipped safetensors in float16
+
+
+def _load_model(a: TrainArgs):
+    if a.init:
+        cfg = ModelConfig.load(Path(a.init) / "config.json")
+        model = build_model(cfg)
+        model.load_state_dict({k: v.float() for k, v in load_state_dict(a.init).items()})
+        return cfg, model
+    torch.manual_seed(a.seed)
+    cfg = REGISTRY[a.size]()
+    return cfg, build_model(cfg)
+
+
+class StageLoss(torch.nn.Module):
+    """The trainable part of one stage with its loss as forward(), so DDP wraps it whole."""
+
+    def __init__(self, stage: str, model):
+        super().__init__()
+        self.stage = stage
+        if stage == "vae":
+            self.vae = model.vae
+        else:
+            self.dit, self.image_encoder = model.dit, model.image_encoder
+
+    def forward(self, batch: dict, rnd: dict):
+        if self.stage == "vae":
+            from .vae import VAELossWeights, vae_step_losses
+            return vae_step_losses(self.vae, batch, VAELossWeights(), rnd["gen"],
+                                   rnd["n_views"])
+        from .dit import dit_step_losses
+        return dit_step_losses(self.dit, self.image_encoder, batch, rnd)
+
+
+def _batch_fn(stage: str, store: Store, d, gen):
+    """Returns make(global_idx) -> (batch, rnd) holding this rank's share of the batch."""
+    if stage == "vae":
+        max_views = store.tensors["views"].shape[1]
+
+        def make(idx):
+            n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
+            batch = store.batch(rank_slice(idx, d), d.device, ["views", "points", "sdf", "rgb"])
+            return {k: v.float() for k, v in batch.items()}, {"gen": gen, "n_views": n_views}
+        return make
+
+    from .dit import draw_noise
+    latent_shape = store.tensors["latent"].shape[1:]
+    k = store.tensors["text_tokens"].shape[1]
+
+    def make(idx):
+        rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12)
+        pick = torch.randint(0, k, (len(idx),), generator=gen)
+        rnd = {key: rank_slice(v, d) for key, v in rnd.items()}
+        mine, cap = rank_slice(idx, d), rank_slice(pick, d)
+        batch = store.batch(mine, d.device, ["latent", "image"])
+        for key in ("text_tokens", "text_mask", "text_pooled"):
+            batch[key] = store.tensors[key][mine, cap].to(d.device)
+        return batch, rnd
+    return make
+
+
+def train(a: TrainArgs) -> dict:
+    d = init_distributed(a.device)
+    cfg, model = _load_model(a)
+    store = Store.load(a.data)
+    if a.stage == "dit":
+        cfg.latent_scale = float(store.info["latent_scale"])
+        cfg.latent_shift = float(store.info["latent_shift"])
+    model.to(d.device)
+    part = StageLoss(a.stage, model)
+    opt = torch.optim.AdamW(part.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    ckpt = Path(a.out) / "checkpoint"
+    start = load_checkpoint(ckpt, part, opt)["step"] if a.resume and ckpt.exists() else 0
+    loss_module = wrap_ddp(part, d)
+    if a.compile and d.device.type == "cuda":
+        loss_module = torch.compile(loss_module)
+    gen = torch.Generator().manual_seed(a.seed * 1000 + start)
+    make_batch = _batch_fn(a.stage, store, d, gen)
+    log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
+    t0, history, step = time.time(), [], start
+    for step in range(start, a.steps):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, a.steps, a.lr, warmup=min(100, a.steps // 10))
+        idx = torch.randint(0, len(store), (a.batch,), generator=gen)
+        batch, rnd = make_batch(idx)
+        with autocast(d, a.bf16):
+            loss, stats = loss_module(batch, rnd)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(part.parameters(), 1.0)
+        opt.step()
+        stats["loss"] = mean_across_ranks(stats["loss"], d)
+        history.append(stats["loss"])
+        log.log(step + 1, lr=opt.param_groups[0]["lr"], **stats)
+        out_of_time = a.max_minutes and time.time() - t0 > a.max_minutes * 60
+        if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
+            save_checkpoint(ckpt, part, opt, step + 1)
+            _ship(model, cfg, a)
+        if out_of_time:
+            break
+    summary = {"stage": a.stage, "steps_done": step + 1 - start, "first_step": start,
+               "wall_s": round(time.time() - t0, 1), "device": str(d.device), "world": d.world,
+               "loss_first": history[0] if history else None,
+               "loss_last": sum(history[-20:]) / max(1, len(history[-20:])), "history": history}
+    if d.main:
+        (Path(a.out) / f"summary_{a.stage}.json").write_text(json.dumps(
+            {k: v for k, v in summary.items() if k != "history"}, indent=1))
+    return summary
+
+
+def _ship(model, cfg, a: TrainArgs) -> None:
+    """Write the whole model as a loadable folder (config.json, safetensors, SHA256SUMS)."""
+    save_state_dict(a.out, model.state_dict(), cfg.to_dict(),
+                    dtype=torch.float16 if a.fp16_weights else None)

@@ -1,0 +1,146 @@
+"""Turn the panel's settings into engine requests (`session.Job`).
+
+Every request is checked with engine/protocol.validate_generate before it leaves, so
+bad input is refused in Blender with the engine's own sentence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+import time
+
+import bpy
+
+from .. import preferences as prefs_mod
+from ..engine import protocol
+from ..engine.errors import KilnError
+from ..props import SEED_MAX
+from .session import Job, JobItem, UserError
+
+_counter = itertools.count(1)
+
+
+def random_seed() -> int:
+    return random.randint(0, SEED_MAX)
+
+
+def slug(text: str, fallback: str = "kiln") -> str:
+    words = re.findall(r"[A-Za-z0-9]+", text.lower())
+    words = [w for w in words if w not in {"a", "an", "the", "of"}] or words
+    return "_".join(words[:3])[:24] or fallback
+
+
+def base_params(props, out_dir: str) -> dict:
+    """The generate fields shared by every seed of one press (no seed, no out yet)."""
+    params = {"mode": props.mode.lower(), "steps": props.steps,
+              "guidance": round(props.guidance, 4),
+              "texture_mode": props.texture_mode.lower()}
+    if props.mode == 'TEXT':
+        params["prompt"] = props.prompt.strip()
+    else:
+        params["image"] = prepare_image(props, out_dir)
+        params["prompt"] = ""
+    for name, value in (("resolution", props.resolution), ("faces", props.faces),
+                        ("texture", int(props.texture))):
+        if value:
+            params[name] = value
+    return params
+
+
+def request(params: dict, seed: int, out_dir: str) -> dict:
+    """One full request: the shared fields + seed + out path, validated."""
+    full = dict(params, seed=int(seed))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    full["out"] = os.path.join(out_dir, f"{stamp}-{next(_counter):03d}_{object_name(full)}.glb")
+    try:
+        protocol.validate_generate(dict(full, type="generate"))
+    except KilnError as exc:
+        raise UserError(exc.message) from None
+    return full
+
+
+def object_name(params: dict) -> str:
+    stem = params.get("prompt") or os.path.splitext(os.path.basename(params.get("image") or ""))[0]
+    return f"{slug(stem)}_s{params['seed']}"
+
+
+def make_job(context, seeds, title: str, spacing: float | None = None) -> Job:
+    """One request per seed; several seeds are laid out in a row along +X."""
+    props = context.scene.kiln
+    out_dir = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+    shared = base_params(props, out_dir)
+    cursor = context.scene.cursor.location
+    step = spacing if spacing is not None else props.target_size * 1.25
+    items = []
+    for i, seed in enumerate(seeds):
+        params = request(shared, seed, out_dir)
+        location = (cursor.x + i * step, cursor.y, cursor.z)
+        items.append(JobItem(params=params, name=object_name(params), location=location))
+    return Job(items=items, options=import_options(context), title=title)
+
+
+def import_options(context) -> dict:
+    props = context.scene.kiln
+    return {"target_size": props.target_size, "smooth": props.smooth,
+            "model": prefs_mod.model_spec(prefs_mod.get_prefs(context))}
+
+
+# ---------------------------------------------------------------- pictures
+def prepare_image(props, out_dir: str) -> str:
+    """The picture as a file the engine can read, with the background made transparent."""
+    if props.image_source == 'FILE':
+        path = bpy.path.abspath(props.image_path.strip()) if props.image_path.strip() else ""
+        if not path or not os.path.isfile(path):
+            raise UserError("Pick a picture file (Image input) first." if not path else
+                            f"The picture {path} does not exist: pick another file.")
+        if props.background == 'ALPHA':
+            return os.path.abspath(path)
+        image = bpy.data.images.load(path, check_existing=False)
+        try:
+            return _save_keyed(image, props, out_dir)
+        finally:
+            bpy.data.images.remove(image)
+    image = props.image
+    if image is None or not image.size[0]:
+        raise UserError("Pick an image loaded in Blender (Image input) first.")
+    if props.background == 'ALPHA':
+        return _save_rgba(image, _pixels(image), out_dir)
+    return _save_keyed(image, props, out_dir)
+
+
+def _pixels(image):
+    import numpy as np
+    width, height = image.size
+    rgba = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(rgba)
+    return rgba.reshape(height, width, 4)                      # (H, W, 4), bottom row first
+
+
+def _save_keyed(image, props, out_dir: str) -> str:
+    import numpy as np
+    rgba_hxwx4 = _pixels(image).copy()
+    key = np.asarray(props.key_color, dtype=np.float32)
+    distance_hxw = np.abs(rgba_hxwx4[..., :3] - key).max(axis=2)
+    rgba_hxwx4[..., 3] = np.where(distance_hxw <= props.key_tolerance, 0.0,
+                                  rgba_hxwx4[..., 3])
+    return _save_rgba(image, rgba_hxwx4, out_dir)
+
+
+def _save_rgba(image, rgba_hxwx4, out_dir: str) -> str:
+    folder = os.path.join(out_dir, "inputs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{time.strftime('%Y%m%d-%H%M%S')}-{next(_counter):03d}_"
+                                f"{slug(image.name, 'picture')}.png")
+    height, width = rgba_hxwx4.shape[:2]
+    out = bpy.data.images.new("kiln-input", width, height, alpha=True)
+    try:
+        out.pixels.foreach_set(rgba_hxwx4.ravel())
+        out.filepath_raw = path
+        out.file_format = 'PNG'
+        out.save()
+    finally:
+        bpy.data.images.remove(out)
+    return path

@@ -1,0 +1,383 @@
+"""Kiln's runtime state inside Blender: the engine client, the running job, the timer.
+
+One `SESSION` per Blender process. Operators hand it a `Job` (a list of generate
+requests, each with where its result goes); the session sends them one at a time,
+polls the engine without blocking and imports each result on the main thread.
+
+- Interactive Blender: `bpy.app.timers` calls `timer_tick()` every POLL_INTERVAL s;
+  a tick only drains the client's event queue (and imports a finished result).
+- Background Blender (`bpy.app.background`): the operator calls `run_until_done()`,
+  which runs the same ticks in a loop, so tests and batch scripts share the code path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import bpy
+
+from .. import preferences as prefs_mod
+from ..engine import client as engine_client
+from ..engine.errors import KilnError
+
+log = logging.getLogger("kiln")
+
+POLL_INTERVAL = 0.1          # seconds between timer ticks while something runs
+FORCE_TIMER = False          # tests: use the timer path even in background mode
+EXTRA_ARGS: list = []        # extra `engine serve` arguments (tests: --test-step-delay)
+
+# Share of one job's progress bar per engine stage (sample moves step by step).
+STAGE_WEIGHTS = (("load", 0.0), ("condition", 0.05), ("sample", 0.6), ("decode", 0.1),
+                 ("extract", 0.1), ("texture", 0.1), ("export", 0.05))
+
+
+class UserError(Exception):
+    """A problem the artist can fix; the message says how."""
+
+
+# ---------------------------------------------------------------- jobs
+@dataclass
+class JobItem:
+    params: dict                      # generate fields (mode, prompt, seed, ..., out)
+    name: str                         # object name, e.g. "red_chair_s7"
+    location: tuple                   # where the object lands (scene units)
+    replace: str = ""                 # name of an object this result replaces
+
+
+@dataclass
+class Job:
+    items: list                       # [JobItem]
+    options: dict                     # import options: target_size, smooth, model
+    title: str = "Generate"
+    index: int = 0                    # item in flight
+    request: str | None = None        # engine request id of that item
+    stage: str = "waiting"
+    step: int = 0
+    total: int = 0
+    cancelled: bool = False
+    done: bool = False
+    error: str = ""
+    imported: list = field(default_factory=list)   # object names, in order
+    started: float = field(default_factory=time.monotonic)
+
+    def fraction(self) -> float:
+        """0..1 over all items."""
+        within = 0.0
+        for stage, weight in STAGE_WEIGHTS:
+            if stage == self.stage:
+                part = self.step / self.total if self.total else 0.0
+                within += weight * min(max(part, 0.0), 1.0)
+                break
+            within += weight
+        else:
+            within = 0.0
+        return min((self.index + within) / max(len(self.items), 1), 1.0)
+
+    def label(self) -> str:
+        text = self.stage if not self.total else f"{self.stage} {self.step}/{self.total}"
+        if len(self.items) > 1:
+            text = f"{self.index + 1}/{len(self.items)} · {text}"
+        return text
+
+
+# ---------------------------------------------------------------- session
+class Session:
+    def __init__(self):
+        self.client: engine_client.EngineClient | None = None
+        self.key: tuple | None = None
+        self.job: Job | None = None
+        self.last_job: Job | None = None
+        self.last_error = ""
+        self.message = ""
+        self.interactive = False
+
+    # -- state for the UI
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    @property
+    def state(self) -> str:
+        return self.client.state if self.client else "stopped"
+
+    def state_text(self) -> str:
+        state, info = self.state, (self.client.info if self.client else None) or {}
+        where = f" · {info.get('device', '?')} · {info.get('model', '?')}" if info else ""
+        return {"stopped": "Stopped (starts on first Generate)",
+                "starting": "Starting…",
+                "ready": "Ready" + where,
+                "busy": "Working" + where,
+                "crashed": "Stopped after an error (Generate restarts it)"}.get(state, state)
+
+    # -- engine
+    def ensure_client(self, context) -> engine_client.EngineClient:
+        """The client for the current preferences, started (non-blocking)."""
+        prefs = prefs_mod.get_prefs(context)
+        python, why = prefs_mod.find_engine_python(prefs)
+        if python is None:
+            raise UserError(why)
+        model = prefs_mod.model_spec(prefs)
+        online = prefs is not None and prefs.model_source == 'HUB' and prefs_mod.allow_online()
+        extra = (["--allow-online"] if online else []) + [str(a) for a in EXTRA_ARGS]
+        device = prefs.device.lower() if prefs else "auto"
+        key = (python, model, device, prefs_mod.output_dir(prefs), tuple(extra))
+        if self.client is not None and key != self.key:
+            self.stop_engine()
+        if self.client is None:
+            self.client = engine_client.EngineClient(
+                python=python, engine_root=prefs_mod.ADDON_DIR, model=model, device=device,
+                out_dir=key[3], log_path=prefs_mod.log_path(), extra_args=extra)
+            self.key = key
+        if self.client.state in ("stopped", "crashed"):
+            log.info("starting the engine: %s", " ".join(self.client.command()))
+            self.client.start()
+        return self.client
+
+    def restart_engine(self, context) -> None:
+        self.cancel()
+        self.stop_engine()
+        self.ensure_client(context)
+        self._schedule()
+
+    def stop_engine(self, timeout: float = 5.0) -> None:
+        client, self.client, self.key = self.client, None, None
+        if client is not None:
+            client.shutdown(timeout=timeout)
+
+    def _retire_engine(self) -> None:
+        """Stop the engine without blocking the UI (keep-warm off)."""
+        client, self.client, self.key = self.client, None, None
+        if client is not None:
+            threading.Thread(target=client.shutdown, kwargs={"timeout": 5},
+                             daemon=True, name="kiln-engine-stop").start()
+
+    # -- jobs
+    def submit(self, context, job: Job) -> None:
+        if self.busy:
+            raise UserError("A Kiln job is already running: wait for it or press Cancel.")
+        client = self.ensure_client(context)
+        self.job, self.last_error, self.message = job, "", ""
+        self.interactive = not synchronous()
+        try:
+            self._send(client)
+        except KilnError as exc:
+            self.job = None
+            raise UserError(exc.message) from None
+        if self.interactive:
+            self._schedule()
+
+    def _send(self, client) -> None:
+        job = self.job
+        item = job.items[job.index]
+        job.stage, job.step, job.total = "waiting", 0, 0
+        job.request = client.generate(**item.params)
+
+    def cancel(self) -> None:
+        """Ask the engine to stop; the job ends when it answers `cancelled`."""
+        job = self.job
+        if job is None:
+            return
+        job.cancelled = True
+        job.stage, job.step, job.total = "cancelling", 0, 0
+        if self.client is not None and self.client.is_running():
+            self.client.cancel(job.request)
+        else:
+            self._finish()
+
+    def run_until_done(self, timeout: float) -> Job:
+        """Background mode: tick until the job ends (or cancel it after `timeout` s)."""
+        job, deadline = self.job, time.monotonic() + timeout
+        while self.job is job and job is not None:
+            self.tick()
+            if self.job is job and time.monotonic() > deadline and not job.cancelled:
+                self.cancel()
+                job.error = f"The engine did not finish within {timeout:g} s."
+            time.sleep(0.02)
+        return job
+
+    # -- polling
+    def tick(self) -> float | None:
+        """Handle every engine event since the last tick; never blocks."""
+        client = self.client
+        if client is None:
+            return None
+        events = client.poll()
+        for event in events:
+            self._on_event(event)
+        if events:
+            tag_redraw()
+        if self.busy or (self.client is not None and self.client.state == "starting"):
+            return POLL_INTERVAL
+        return None
+
+    def _on_event(self, event: dict) -> None:
+        kind, job = event.get("type"), self.job
+        mine = job is not None and event.get("id") == job.request
+        if kind == "progress" and mine:
+            job.stage, job.step, job.total = event.get("stage", "?"), event.get("step", 0), \
+                event.get("total", 0)
+        elif kind == "result" and mine:
+            self._on_result(event)
+        elif kind == "cancelled" and mine:
+            self._finish()
+        elif kind == "error":
+            message = event.get("message") or "The engine reported an error."
+            if job is not None and (mine or event.get("id") is None
+                                    or event.get("code") == "engine_crashed"):
+                self._finish(error=message)
+            else:
+                self.last_error = message
+
+    def _on_result(self, event: dict) -> None:
+        job = self.job
+        if job.cancelled:             # finished before the cancel landed: keep the scene
+            self._finish()
+            return
+        item = job.items[job.index]
+        try:
+            obj = _import(item, event, job.options)
+        except Exception as exc:      # the importer's own errors: report, keep going
+            log.error("import failed:\n%s", traceback.format_exc())
+            self._finish(error=f"Could not import {event.get('glb')}: {exc}")
+            return
+        job.imported.append(obj.name)
+        if self.interactive:
+            push_undo(f"Kiln: {obj.name}")
+        job.index += 1
+        if job.index < len(job.items):
+            try:
+                self._send(self.client)
+            except KilnError as exc:
+                self._finish(error=exc.message)
+        else:
+            self._finish()
+
+    def _finish(self, error: str = "") -> None:
+        job, self.job, self.last_job = self.job, None, self.job
+        if job is None:
+            return
+        job.done = True
+        job.error = job.error or error
+        self.last_error = job.error
+        seconds = time.monotonic() - job.started
+        if job.error:
+            self.message = ""
+        elif job.cancelled:
+            self.message = "Cancelled."
+        else:
+            self.message = f"Made {len(job.imported)} object(s) in {seconds:.1f} s."
+        from . import history
+        history.forget()
+        prefs = prefs_mod.get_prefs()
+        if prefs is not None and not prefs.keep_warm:
+            self._retire_engine()
+        tag_redraw()
+
+    def _schedule(self) -> None:
+        if not bpy.app.timers.is_registered(timer_tick):
+            bpy.app.timers.register(timer_tick, first_interval=POLL_INTERVAL,
+                                    persistent=True)
+
+    def shutdown(self) -> None:
+        """Unregister / Blender exit: cancel, stop the engine, stop the timer."""
+        if self.job is not None:
+            self.job.cancelled = True
+            self._finish()
+        self.stop_engine(timeout=3)
+        if bpy.app.timers.is_registered(timer_tick):
+            bpy.app.timers.unregister(timer_tick)
+
+
+SESSION = Session()
+
+
+def synchronous() -> bool:
+    return bool(bpy.app.background) and not FORCE_TIMER
+
+
+def timer_tick():
+    """bpy.app.timers callback: returns the next interval, or None to stop."""
+    try:
+        return SESSION.tick()
+    except Exception:
+        log.error("Kiln timer failed:\n%s", traceback.format_exc())
+        SESSION.last_error = "Internal error while polling the engine; see the console."
+        return None
+
+
+# ---------------------------------------------------------------- Blender helpers
+def _import(item: JobItem, event: dict, options: dict):
+    from . import importer
+    meta = dict(event.get("meta") or {})
+    with main_context():
+        return importer.import_result(
+            bpy.context, event["glb"], name=item.name, location=item.location,
+            target_size=options["target_size"], smooth=options["smooth"],
+            meta=meta, settings=dict(params=item.params, **options),
+            replace=item.replace)
+
+
+def main_context():
+    """A context with a window, for code run from a timer (where there is none)."""
+    import contextlib
+    context = bpy.context
+    wm = context.window_manager
+    if context.window is None and wm is not None and wm.windows:
+        window = wm.windows[0]
+        return context.temp_override(window=window, screen=window.screen)
+    return contextlib.nullcontext()
+
+
+def push_undo(message: str) -> None:
+    try:
+        with main_context():
+            bpy.ops.ed.undo_push(message=message)
+    except (RuntimeError, AttributeError) as exc:
+        log.warning("no undo step for %s: %s", message, exc)
+
+
+def tag_redraw() -> None:
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in {'VIEW_3D', 'PREFERENCES'}:
+                area.tag_redraw()
+
+
+# ---------------------------------------------------------------- lifetime
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args):
+    """Opening another file: the running job's scene is going away."""
+    if SESSION.job is not None:
+        SESSION.cancel()
+
+
+def _at_exit():
+    SESSION.shutdown()
+
+
+_ATEXIT = []
+
+
+def register():
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
+    if not _ATEXIT:
+        atexit.register(_at_exit)
+        _ATEXIT.append(True)
+
+
+def unregister():
+    SESSION.shutdown()
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    if _ATEXIT:
+        atexit.unregister(_at_exit)
+        _ATEXIT.clear()

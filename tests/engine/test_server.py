@@ -1,0 +1,268 @@
+"""`python -m engine serve` driven from another process through engine/client.py.
+
+One warm engine (the tiny random model) serves most tests in this file, in order; the
+crash test restarts it. `--test-step-delay` makes each sampling step take 0.1 s so a
+cancel sent after step 3 lands in the middle of sampling whatever the machine's speed;
+the test then checks the engine stops within one further step.
+"""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from engine.client import EngineClient, find_engine_python
+from engine.errors import (BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, BUSY, ENGINE_CRASHED,
+                           MODEL_NOT_FOUND)
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ["condition", "sample", "decode", "extract", "texture", "export"]
+FAST = dict(steps=3, resolution=32, texture=64, faces=500)  # a small, quick request
+STEP_DELAY = 0.1
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def engine(venv_python, tiny_model_dir, folder):
+    client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
+                          out_dir=folder / "out", log_path=folder / "engine.log",
+                          extra_args=["--test-step-delay", str(STEP_DELAY)])
+    client.start()
+    yield client
+    client.shutdown()
+
+
+def run(client: EngineClient, **params):
+    """Generate and wait; return (final event, every other event on the way)."""
+    seen = []
+    job = client.generate(**params)
+    final = client.wait(job, timeout=TIMEOUT, on_event=seen.append)
+    assert final.get("id") == job
+    return final, seen
+
+
+def next_event(client: EngineClient, kind: str) -> dict:
+    """Block until an event of `kind` arrives (others are dropped)."""
+    while True:
+        for event in client.poll(timeout=1.0):
+            if event["type"] == kind:
+                return event
+            assert event.get("code") != ENGINE_CRASHED, event
+
+
+def sample_steps(events, job) -> list[int]:
+    return [e["step"] for e in events
+            if e["type"] == "progress" and e["id"] == job and e["stage"] == "sample"
+            and e["step"] > 0]
+
+
+# ---------------------------------------------------------------- the happy path
+def test_ready_names_model_and_device(engine):
+    ready = engine.wait_ready(timeout=TIMEOUT)
+    assert ready["type"] == "ready", ready
+    assert ready["model"] == "random-tiny" and ready["device"] == "cpu"
+    assert ready["protocol"] == 1 and ready["pid"] == engine.pid
+    assert engine.state == "ready" and engine.info == ready
+
+
+def test_generate_reports_progress_and_writes_a_glb(engine):
+    final, seen = run(engine, prompt="a red chair", seed=1, **FAST)
+    assert final["type"] == "result", final
+    glb, sidecar = Path(final["glb"]), Path(final["json"])
+    assert glb.is_absolute() and glb.read_bytes()[:4] == b"glTF"
+    assert json.loads(sidecar.read_text())["seed"] == 1
+    assert final["meta"]["prompt"] == "a red chair" and final["meta"]["counts"]["faces"] > 0
+    assert set(STAGES) <= set(final["meta"]["timings"])
+    progress = [e for e in seen if e["type"] == "progress"]
+    assert all(e["id"] == final["id"] for e in progress)
+    stages = list(dict.fromkeys(e["stage"] for e in progress))  # first-seen order
+    assert stages == STAGES
+    assert sample_steps(seen, final["id"]) == [1, 2, 3]
+    assert engine.state == "ready"
+
+
+def test_image_mode_generates_from_a_picture(engine, folder):
+    from PIL import Image, ImageDraw
+    picture = folder / "ref.png"
+    im = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(im).ellipse((16, 12, 48, 52), fill=(200, 30, 30))
+    im.save(picture)
+    out = folder / "mine" / "from_image.glb"
+    final, _ = run(engine, image=str(picture), seed=2, out=str(out), **FAST)
+    assert final["type"] == "result", final
+    assert final["glb"] == str(out) and out.is_file() and out.with_suffix(".json").is_file()
+    assert final["meta"]["mode"] == "image"
+
+
+# ---------------------------------------------------------------- cancel, busy, ping
+def test_cancel_mid_sampling_stops_within_one_step(engine):
+    seen, sent = [], {}
+
+    def on_event(event):
+        seen.append(event)
+        if not sent and sample_steps([event], job) and event["step"] >= 3:
+            engine.cancel(job)
+            sent["at"] = len(seen)
+
+    job = engine.generate(prompt="a tall vase", seed=3, **dict(FAST, steps=50))
+    final = engine.wait(job, timeout=TIMEOUT, on_event=on_event)
+    assert final["type"] == "cancelled" and final["id"] == job, final
+    assert final["stage"] == "sample"
+    after_cancel = sample_steps(seen[sent["at"]:], job)
+    assert len(after_cancel) <= 1, after_cancel
+    assert max(sample_steps(seen, job)) < 50
+    assert engine.state == "ready"
+
+
+def test_busy_and_ping_are_answered_while_a_job_runs(engine):
+    job = engine.generate(prompt="a lamp", seed=4, **dict(FAST, steps=50))
+    event = next_event(engine, "progress")
+    assert event["id"] == job
+    engine.send({"type": "generate", "id": "second", "prompt": "a cup"})
+    busy = next_event(engine, "error")
+    assert busy["code"] == BUSY and busy["id"] == "second" and job in busy["message"]
+    engine.ping()
+    assert next_event(engine, "pong")["busy"] == job
+    engine.cancel()
+    assert engine.wait(job, timeout=TIMEOUT)["type"] == "cancelled"
+
+
+# ---------------------------------------------------------------- bad requests
+def _malformed(engine):
+    engine.send_line("{this is not json")
+    return None
+
+
+def _unknown_type(engine):
+    engine.send({"type": "explode", "id": "boom"})
+    return "boom"
+
+
+def _empty_prompt(engine):
+    return engine.generate(prompt="   ")
+
+
+def _missing_image(engine):
+    return engine.generate(mode="image", image=str(ROOT / "no" / "such" / "picture.png"))
+
+
+def _unreadable_image(engine):
+    junk = ROOT / "tests" / "engine" / "test_server.py"  # a file, but not a picture
+    return engine.generate(mode="image", image=str(junk))
+
+
+def _unknown_model(engine):
+    return engine.generate(prompt="a red chair", model="no-such-model-xyz")
+
+
+def _bad_number(engine):
+    return engine.generate(prompt="a red chair", steps=0)
+
+
+@pytest.mark.parametrize("send, code, words", [
+    (_malformed, BAD_REQUEST, "not valid JSON"),
+    (_unknown_type, BAD_REQUEST, "Unknown message type 'explode'"),
+    (_empty_prompt, BAD_PROMPT, "The prompt is empty: type what you want to make"),
+    (_missing_image, BAD_IMAGE, "does not exist"),
+    (_unreadable_image, BAD_IMAGE, "not a picture"),
+    (_unknown_model, MODEL_NOT_FOUND, "no-such-model-xyz"),
+    (_bad_number, BAD_REQUEST, '"steps"'),
+], ids=["malformed", "unknown-type", "empty-prompt", "missing-image", "unreadable-image",
+        "unknown-model", "bad-number"])
+def test_bad_request_gets_a_clear_error_then_the_next_generate_works(engine, send, code,
+                                                                     words):
+    request_id = send(engine)
+    error = next_event(engine, "error")
+    assert error["id"] == request_id
+    assert error["code"] == code and words in error["message"], error
+    assert error["message"].rstrip().endswith("."), "a whole sentence"
+    assert engine.state == "ready"
+    final, _ = run(engine, prompt="a red chair", seed=5, **FAST)
+    assert final["type"] == "result" and Path(final["glb"]).is_file()
+
+
+def test_stdout_carried_only_protocol_lines(engine):
+    assert engine.noise == []
+    assert engine.is_running()
+
+
+# ---------------------------------------------------------------- crash and shutdown
+def test_killing_the_engine_gives_engine_crashed_and_the_next_generate_restarts(engine,
+                                                                                 folder):
+    job = engine.generate(prompt="a chair", seed=6, **dict(FAST, steps=50))
+    assert next_event(engine, "progress")["id"] == job
+    old_pid = engine.pid
+    os.kill(old_pid, signal.SIGKILL)
+    final = engine.wait(job, timeout=TIMEOUT)
+    assert final["type"] == "error" and final["code"] == ENGINE_CRASHED, final
+    assert final["id"] == job and str(folder / "engine.log") in final["message"]
+    assert engine.state == "crashed" and not engine.is_running()
+
+    final, _ = run(engine, prompt="a chair", seed=6, **FAST)  # restarts the engine
+    assert final["type"] == "result", final
+    assert engine.pid != old_pid and engine.state == "ready"
+
+
+def test_shutdown_mid_job_cancels_it_and_leaves_no_process(engine):
+    job = engine.generate(prompt="a stool", seed=7, **dict(FAST, steps=50))
+    assert next_event(engine, "progress")["id"] == job
+    pid, proc = engine.pid, engine._proc
+    engine.send({"type": "shutdown"})
+    assert engine.wait(job, timeout=TIMEOUT)["type"] == "cancelled"
+    assert proc.wait(timeout=TIMEOUT) == 0  # exits by itself, cleanly
+    engine.shutdown()
+    assert engine.state == "stopped" and not engine.is_running()
+    assert not _alive(pid)
+
+
+def test_end_of_input_exits_cleanly(venv_python, tiny_model_dir, folder):
+    """The parent vanishing closes the engine's stdin: it must exit, not linger."""
+    client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
+                          out_dir=folder / "out", log_path=folder / "eof.log")
+    assert client.wait_ready(timeout=TIMEOUT)["type"] == "ready"
+    pid = client.pid
+    client._proc.stdin.close()
+    assert client._proc.wait(timeout=TIMEOUT) == 0
+    client.shutdown()
+    assert not _alive(pid)
+
+
+def test_missing_weights_at_startup_is_an_error_not_a_hang(venv_python, folder):
+    client = EngineClient(venv_python, ROOT, model=str(folder / "no-model-here"),
+                          device="cpu", out_dir=folder / "out", log_path=folder / "bad.log")
+    error = client.wait_ready(timeout=TIMEOUT)
+    assert error["type"] == "error" and error["code"] == MODEL_NOT_FOUND, error
+    assert "no-model-here" in error["message"]
+    assert client.state == "crashed" and client.returncode == 2
+    client.shutdown()
+
+
+def test_find_engine_python_picks_one_with_torch(venv_python, tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    assert find_engine_python([str(fake), "", str(tmp_path / "nope"), venv_python]) \
+        == venv_python
+    assert find_engine_python([str(fake)]) is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return ""
