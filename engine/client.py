@@ -33,7 +33,7 @@ import weakref
 from pathlib import Path
 
 from . import protocol
-from .errors import BUSY, ENGINE_CRASHED, TIMEOUT, KilnError
+from .errors import BUSY, ENGINE_CRASHED, ENGINE_MISSING, TIMEOUT, KilnError
 
 STOPPED, STARTING, READY, BUSY_STATE, CRASHED = "stopped", "starting", "ready", "busy", \
     "crashed"
@@ -96,15 +96,31 @@ class EngineClient:
         self.state, self.info, self.job, self.returncode = STARTING, None, None, None
         self._stopping = self._startup_error = False
         self._log = self._open_log()
-        self._proc = subprocess.Popen(
-            self.command(), cwd=self.engine_root, env=self._child_env(),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log if self._log else subprocess.DEVNULL,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        try:
+            self._proc = subprocess.Popen(
+                self.command(), cwd=self.engine_root, env=self._child_env(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._log if self._log else subprocess.DEVNULL,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        except OSError as exc:
+            self._cannot_start(exc)
+            return
         self._reader = threading.Thread(target=_read_stdout,
                                         args=(self._proc.stdout, self._events),
                                         name=f"kiln-engine-{self._proc.pid}", daemon=True)
         self._reader.start()
+
+    def _cannot_start(self, exc: OSError) -> None:
+        """The Python or the engine folder is missing: an error event, no exception."""
+        self._proc, self.state = None, CRASHED
+        _close_quietly(self._log)
+        self._log = None
+        self.last_error = protocol.error(None, ENGINE_MISSING, f"The engine cannot start: "
+                                         f"{self.python!r} could not be run from "
+                                         f"{self.engine_root!r} ({exc.strerror or exc}). "
+                                         "Set the engine's Python in the Kiln preferences "
+                                         "or press Set up engine.")
+        self._events.put(self.last_error)
 
     def _open_log(self):
         if not self.log_path:
@@ -118,8 +134,8 @@ class EngineClient:
 
     def _child_env(self) -> dict:
         env = dict(os.environ)
-        old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = self.engine_root + (os.pathsep + old if old else "")
+        env.pop("PYTHONHOME", None)  # Blender's own Python settings must not leak in
+        env["PYTHONPATH"] = self.engine_root
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONIOENCODING"] = "utf-8"
         env.update(self.env)

@@ -11,6 +11,7 @@ MODEL_NOT_FOUND = "model_not_found"  # no such model folder / repo id
 WEIGHTS_INVALID = "weights_invalid"  # checksum mismatch, pickle, broken safetensors
 BUSY = "busy"                        # a job is already running
 ENGINE_CRASHED = "engine_crashed"    # the engine process died (client side)
+ENGINE_MISSING = "engine_missing"    # the engine's Python cannot be run (client side)
 TIMEOUT = "timeout"                  # the client stopped waiting (client side)
 INTERNAL = "internal"                # anything unexpected; message says where to look
 

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also log here (skipped when stderr already goes there)")
     parser.add_argument("--allow-online", action="store_true",
                         help="let hub repo ids download (default: local files only)")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="say ready before loading the text encoder (the first text "
+                        "request then pays for it)")
     # Test hook: sleep this long in each sampling step so a cancel lands mid-job.
     parser.add_argument("--test-step-delay", type=float, default=0.0,
                         help=argparse.SUPPRESS)
@@ -129,12 +132,13 @@ def _detail(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- pipeline loading
-def load_pipeline(model: str, device: str, allow_online: bool = False):
+def load_pipeline(model: str, device: str, allow_online: bool = False,
+                  warm_up: bool = True):
     """Pipeline.from_pretrained with people-facing errors for a missing model."""
     from .pipeline import Pipeline  # torch: imported only by the engine process
     try:
         pipe = Pipeline.from_pretrained(model, device=device, allow_online=allow_online)
-        if hasattr(pipe, "warm_up"):
+        if warm_up and hasattr(pipe, "warm_up"):
             pipe.warm_up()  # text encoder too: the first request pays no load time
         return pipe
     except KilnError:
@@ -173,7 +177,7 @@ class Server:
 
     # -- reader thread ------------------------------------------------------
     def read_forever(self, stdin) -> None:
-        for raw in iter(stdin.readline, b"" if _is_binary(stdin) else ""):
+        for raw in _lines(stdin):
             try:
                 self.handle_line(raw)
             except Exception as exc:  # never let the reader die silently
@@ -350,9 +354,27 @@ class Server:
         return protocol.plain(meta)
 
 
-def _is_binary(stream) -> bool:
-    return isinstance(stream, (io.BufferedIOBase, io.RawIOBase)) or "b" in getattr(
-        stream, "mode", "")
+def _lines(stdin):
+    """Lines of stdin read with os.read on its descriptor.
+
+    Not through sys.stdin's buffered reader: a daemon thread blocked inside it holds
+    its lock, and the interpreter then aborts at exit ("could not acquire lock").
+    """
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        yield from iter(stdin.readline, "")  # an in-memory stream (tests in-process)
+        return
+    pending = b""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
 
 
 def _plain_id(value):
@@ -400,7 +422,7 @@ def _serve(args, channel: Channel, t0: float) -> int:
     log.info("kiln engine %s (pid %d) loading %r on %s", __version__, os.getpid(),
              args.model, args.device)
     try:
-        pipe = load_pipeline(args.model, args.device, args.allow_online)
+        pipe = load_pipeline(args.model, args.device, args.allow_online, args.warm_up)
     except KilnError as exc:
         log.error("cannot load the model: %s", exc.message)
         channel.send(protocol.error(None, exc.code, exc.message))
@@ -422,8 +444,7 @@ def _serve(args, channel: Channel, t0: float) -> int:
     channel.send(protocol.ready(__version__, str(pipe.device), pipe.name, pid=os.getpid(),
                                 load_s=round(load_s, 3), out_dir=str(server.out_dir)))
     log.info("ready in %.2f s", load_s)
-    stdin = getattr(sys.stdin, "buffer", sys.stdin)
-    threading.Thread(target=server.read_forever, args=(stdin,), name="kiln-reader",
+    threading.Thread(target=server.read_forever, args=(sys.stdin,), name="kiln-reader",
                      daemon=True).start()
     server.run_forever()
     log.info("bye")

@@ -83,7 +83,7 @@ def connected_components(mesh: Mesh) -> tuple[int, np.ndarray]:
 
     a, b = _half_edges(mesh.faces_fx3)
     n = mesh.num_vertices
-    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
+    graph = coo_matrix((np.ones(a.size, dtype=np.int32), (a, b)), shape=(n, n))
     count, vertex_labels = cc(graph, directed=False)
     return int(count), vertex_labels[mesh.faces_fx3[:, 0]]
 
@@ -99,6 +99,87 @@ def remove_small_components(mesh: Mesh, min_fraction: float = 0.02) -> Mesh:
     keep_label = sizes >= min_fraction * mesh.num_faces
     keep_label[np.argmax(sizes)] = True
     return remove_unused_vertices(mesh.replace(faces_fx3=mesh.faces_fx3[keep_label[labels]]))
+
+
+# ---------------------------------------------------------------- manifold repair
+
+
+def _pair_around_edge(verts: np.ndarray, faces: np.ndarray, u: int, v: int, members: np.ndarray):
+    """Pair the faces on a non-manifold edge (u, v) so each pair bounds one solid wedge.
+
+    Angles are measured about e = v - u. A face running u->v has the solid on its smaller-angle
+    side, one running v->u on its larger-angle side; so each v->u face pairs with the next
+    face counter-clockwise. Returns a list of (face, face) or None when that does not work.
+    """
+    e = verts[v] - verts[u]
+    e = e / max(np.linalg.norm(e), 1e-30)
+    ref = np.cross(e, [1.0, 0.0, 0.0] if abs(e[0]) < 0.9 else [0.0, 1.0, 0.0])
+    ref /= np.linalg.norm(ref)
+    angles, forward = [], []
+    for f in members:
+        tri = list(faces[f])
+        w = [x for x in tri if x != u and x != v][0]
+        d = verts[w] - verts[u]
+        angles.append(np.arctan2(np.dot(np.cross(ref, d), e), np.dot(ref, d)))
+        i = tri.index(u)
+        forward.append(tri[(i + 1) % 3] == v)
+    order = np.argsort(angles)
+    ring = [(members[i], forward[i]) for i in order]
+    pairs = []
+    for k, (f, fwd) in enumerate(ring):
+        if fwd:
+            continue
+        g, g_fwd = ring[(k + 1) % len(ring)]
+        if not g_fwd:
+            return None
+        pairs.append((f, g))
+    return pairs if 2 * len(pairs) == len(ring) else None
+
+
+def split_nonmanifold(mesh: Mesh) -> Mesh:
+    """Make the mesh edge-manifold by duplicating vertices where sheets only touch.
+
+    Faces on an edge with more than two faces are paired geometrically (see
+    `_pair_around_edge`); then every vertex gets one copy per fan of faces connected through
+    its (paired) edges. Geometry is unchanged; per-vertex attributes are copied along.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as cc
+
+    faces = mesh.faces_fx3.astype(np.int64)
+    n = mesh.num_vertices
+    a, b = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    counts = np.diff(np.r_[starts, key.size])
+    face_of = order // 3
+    two = starts[counts == 2]
+    pairs = [np.stack([face_of[two], face_of[two + 1]], axis=1)]
+    verts = mesh.vertices_nx3.astype(np.float64)
+    for s, c in zip(starts[counts > 2], counts[counts > 2]):
+        k = sorted_key[s]
+        found = _pair_around_edge(verts, faces, int(k // n), int(k % n), face_of[s:s + c])
+        if found:
+            pairs.append(np.array(found, dtype=np.int64))
+    pairs = np.concatenate(pairs)
+    # corner graph: corners of paired faces at the same vertex are the same vertex
+    corner_of = lambda f, vert: 3 * f + np.argmax(faces[f] == vert[:, None], axis=1)  # noqa: E731
+    fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
+    common = (fa[:, :, None] == fb[:, None, :]).any(axis=2)               # (P, 3) corners of f in g
+    rows, cols = np.nonzero(common)
+    verts_shared = fa[rows, cols]
+    c1 = 3 * pairs[rows, 0] + cols
+    c2 = corner_of(pairs[rows, 1], verts_shared)
+    graph = coo_matrix((np.ones(c1.size, dtype=np.int32), (c1, c2)), shape=(3 * len(faces),) * 2)
+    _, label = cc(graph, directed=False)
+    _, first, new_faces = np.unique(label, return_index=True, return_inverse=True)
+    source = faces.reshape(-1)[first]
+    gather = lambda arr: None if arr is None else arr[source]  # noqa: E731
+    return mesh.replace(vertices_nx3=mesh.vertices_nx3[source], faces_fx3=new_faces.reshape(-1, 3),
+                        normals_nx3=gather(mesh.normals_nx3), uvs_nx2=gather(mesh.uvs_nx2),
+                        vertex_colors_nx3=gather(mesh.vertex_colors_nx3))
 
 
 # ---------------------------------------------------------------- decimation and normals
@@ -134,9 +215,15 @@ def compute_normals(mesh: Mesh) -> Mesh:
 
 
 def clean(mesh: Mesh, target_faces: int | None = None, min_fraction: float = 0.02) -> Mesh:
-    """Degenerate faces out, small floating parts out, decimate to the budget, normals in."""
+    """Degenerate faces out, small floating parts out, decimate to the budget, normals in.
+
+    Quadric decimation can pinch two nearby sheets onto one edge; `split_nonmanifold` then
+    separates them again so the result stays edge-manifold.
+    """
     mesh = remove_degenerate(mesh)
     mesh = remove_small_components(mesh, min_fraction)
     if target_faces:
         mesh = remove_degenerate(decimate(mesh, target_faces))
+        if not is_watertight(mesh):
+            mesh = split_nonmanifold(mesh)
     return compute_normals(mesh)

@@ -7,8 +7,8 @@ are packed as rectangles with a shelf packer at one texel density for all, with 
 empty texels between them. A chart that folds over itself in projection (a helix, say) is
 found while rasterising and split until no texel is covered twice.
 
-Bake: every texel whose centre lies in a triangle, or within 0.75 texel of one (so edge
-texels hold their own chart's colour), gets a 3D point from barycentric coordinates,
+Bake: every texel whose centre lies in a triangle, or within 1.5 texels of its edges (so every
+texel a bilinear lookup inside the chart touches holds the chart's own colour), gets a 3D point from barycentric coordinates,
 optionally pulled onto the field's zero level set with Newton steps along the normal, and
 the colour field is queried there. All remaining texels take the colour of the nearest baked
 texel, so bilinear filtering and mipmaps never reach a dark background.
@@ -29,7 +29,7 @@ from .mesh import Mesh
 from .mesh_ops import compute_normals
 
 FieldFn = Callable[[torch.Tensor], torch.Tensor]
-EDGE_MARGIN = 0.75          # texels outside a triangle still baked from it
+EDGE_MARGIN = 1.5           # texels this far outside a triangle are still baked from it
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _components(num_faces: int, pairs_px2: np.ndarray, key_f: np.ndarray) -> np.
 
     keep = key_f[pairs_px2[:, 0]] == key_f[pairs_px2[:, 1]]
     p = pairs_px2[keep]
-    graph = coo_matrix((np.ones(len(p), dtype=np.int8), (p[:, 0], p[:, 1])),
+    graph = coo_matrix((np.ones(len(p), dtype=np.int32), (p[:, 0], p[:, 1])),
                        shape=(num_faces, num_faces))
     return connected_components(graph, directed=False)[1]
 
@@ -124,17 +124,35 @@ def _shelf_pack(widths_c: np.ndarray, heights_c: np.ndarray, size: int):
 
 
 def _pack(box_lo: np.ndarray, box_hi: np.ndarray, size: int, padding: int):
-    """Texels per object unit and integer (x, y) of each chart's rectangle (padding included)."""
+    """Largest common texel density (texels per object unit) at which the shelf packer fits
+    every chart: (scale, x_c, y_c) with each chart's rectangle corner (padding included)."""
     extent = np.maximum(box_hi - box_lo, 1e-12)
-    limit = (size - 2 * padding - 2) / extent.max()
-    scale = min(limit, np.sqrt(0.7 * size * size / (extent[:, 0] * extent[:, 1]).sum()))
-    for _ in range(60):
+
+    def attempt(scale):
         rect = np.ceil(extent * scale).astype(np.int64) + 1 + padding
         x, y, used = _shelf_pack(rect[:, 0], rect[:, 1], size)
-        if used <= size and (x + rect[:, 0]).max() <= size:
-            return scale, x, y
-        scale *= min(0.97, np.sqrt(size / used))
-    raise RuntimeError("UV packing failed: too many charts for the texture size.")
+        return used <= size and int((x + rect[:, 0]).max()) <= size, x, y
+
+    high = (size - 2 * padding - 2) / extent.max()
+    low = min(high, np.sqrt(0.7 * size * size / (extent[:, 0] * extent[:, 1]).sum()))
+    for _ in range(60):                                 # shrink until it fits
+        fits, x, y = attempt(low)
+        if fits:
+            break
+        low *= 0.9
+    else:
+        raise RuntimeError("UV packing failed: too many charts for the texture size.")
+    best = (low, x, y)
+    for _ in range(10):                                 # then grow by bisection
+        mid = 0.5 * (low + high)
+        fits, x, y = attempt(mid)
+        if fits:
+            low, best = mid, (mid, x, y)
+        else:
+            high = mid
+        if high - low < 0.005 * low:
+            break
+    return best
 
 
 # ---------------------------------------------------------------- unwrap
@@ -210,39 +228,63 @@ def _edge_lines(tri_fx3x2: np.ndarray):
     return normal, offset, np.maximum(height, 1e-12)
 
 
+def _bucket(n: np.ndarray) -> np.ndarray:
+    """Round spans up to a few sizes (1, 2, 3, 4, 6, 8, 12, 16, ...) to batch triangles."""
+    p = 2 ** np.floor(np.log2(np.maximum(n, 1))).astype(np.int64)
+    return np.where(n <= p, p, np.where(n <= p + p // 2, p + p // 2, 2 * p))
+
+
+def _candidates(pixels_fx3x2: np.ndarray, size: int, margin: float):
+    """(face, texel, signed edge distances (3,), score) of texels near each triangle; score is
+    minus the smallest edge distance (<= 0 inside). Triangles are batched by box size."""
+    lo = np.clip(np.floor(pixels_fx3x2.min(axis=1) - 0.5 - margin).astype(np.int64) + 1, 0, size - 1)
+    hi = np.clip(np.floor(pixels_fx3x2.max(axis=1) - 0.5 + margin).astype(np.int64), 0, size - 1)
+    span = np.maximum(hi - lo + 1, 0)                                    # (F, 2)
+    normal, offset, height = _edge_lines(pixels_fx3x2)
+    normal, offset = normal.astype(np.float32), offset.astype(np.float32)
+    bw, bh = _bucket(span[:, 0]), _bucket(span[:, 1])
+    key = bw * (4 * size) + bh
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    faces, texels, dists, scores = [], [], [], []
+    for a, b in zip(starts, np.r_[starts[1:], len(order)]):
+        idx = order[a:b]
+        w, h = int(bw[idx[0]]), int(bh[idx[0]])
+        xs = lo[idx, 0, None] + np.arange(w)                             # (B, w)
+        ys = lo[idx, 1, None] + np.arange(h)                             # (B, h)
+        d = (normal[idx, :, 0, None, None] * (xs + 0.5).astype(np.float32)[:, None, None, :]
+             + normal[idx, :, 1, None, None] * (ys + 0.5).astype(np.float32)[:, None, :, None]
+             + offset[idx, :, None, None])                               # (B, 3, h, w)
+        dmin = d.min(axis=1)                                             # (B, h, w)
+        ok = ((dmin > -margin)
+              & (xs <= hi[idx, 0, None])[:, None, :] & (ys <= hi[idx, 1, None])[:, :, None])
+        bi, yi, xi = np.nonzero(ok)
+        faces.append(idx[bi])
+        texels.append(ys[bi, yi] * size + xs[bi, xi])
+        dists.append(d.transpose(0, 2, 3, 1)[ok])
+        scores.append(-dmin[ok])
+    return (np.concatenate(faces), np.concatenate(texels), np.concatenate(dists),
+            np.concatenate(scores), height)
+
+
 def rasterize(pixels_fx3x2: np.ndarray, size: int, margin: float = EDGE_MARGIN) -> Raster:
     """Texels covered by (or within `margin` of) each triangle, one face per texel."""
-    lo = np.floor(pixels_fx3x2.min(axis=1) - 0.5 - margin).astype(np.int64) + 1
-    hi = np.floor(pixels_fx3x2.max(axis=1) - 0.5 + margin).astype(np.int64)
-    lo = np.clip(lo, 0, size - 1)
-    hi = np.clip(hi, 0, size - 1)
-    span = np.maximum(hi - lo + 1, 0)                                    # (F, 2)
-    count = span[:, 0] * span[:, 1]
-    face = np.repeat(np.arange(len(count)), count)
-    local = np.arange(face.size) - np.repeat(np.cumsum(count) - count, count)
-    width = span[face, 0]
-    col = lo[face, 0] + local % width
-    row = lo[face, 1] + local // width
-    normal, offset, height = _edge_lines(pixels_fx3x2)
-    cx, cy = col + 0.5, row + 0.5
-    dist = normal[face, :, 0] * cx[:, None] + normal[face, :, 1] * cy[:, None] + offset[face]
-    score = -dist.min(axis=1)                                            # <= 0 inside
-    near = score < margin
-    face, dist, score = face[near], dist[near], score[near]
-    texel = row[near] * size + col[near]
+    face, texel, dist, score, height = _candidates(pixels_fx3x2, size, margin)
     inside = score <= 0
-    strict = np.bincount(texel[score < -1e-3], minlength=size * size)
-    overlapping = np.unique(face[(score < -1e-3) & (strict[texel] > 1)])
+    strict = score < -1e-3
+    count = np.bincount(texel[strict], minlength=size * size)
+    overlapping = np.unique(face[strict & (count[texel] > 1)])
     # inside candidates claim their texels; edge texels go to the closest outside candidate
     owner = np.full(size * size, -1, dtype=np.int64)
     idx_in = np.flatnonzero(inside)
     owner[texel[idx_in]] = idx_in
-    idx_out = np.flatnonzero(~inside & (owner[texel] < 0))
+    idx_out = np.flatnonzero(~inside)
+    idx_out = idx_out[owner[texel[idx_out]] < 0]
     idx_out = idx_out[np.lexsort((score[idx_out], texel[idx_out]))]
     first = np.r_[True, texel[idx_out][1:] != texel[idx_out][:-1]]
     owner[texel[idx_out[first]]] = idx_out[first]
     chosen = owner[owner >= 0]
-    bary = np.clip(dist[chosen] / height[face[chosen]], 0.0, None)
+    bary = np.clip(dist[chosen] / height[face[chosen]].astype(np.float32), 0.0, None)
     bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
     return Raster(texel[chosen], face[chosen], bary, overlapping)
 
@@ -297,13 +339,26 @@ def _colors(rgb_fn: FieldFn, points_nx3: np.ndarray) -> np.ndarray:
 
 
 def _fill_empty(texture_hxwx3: np.ndarray, filled_hxw: np.ndarray) -> np.ndarray:
-    """Every empty texel takes the colour of the nearest filled one."""
-    from scipy.ndimage import distance_transform_edt
-
-    if filled_hxw.all() or not filled_hxw.any():
-        return texture_hxwx3
-    rows, cols = distance_transform_edt(~filled_hxw, return_distances=False, return_indices=True)
-    return texture_hxwx3[rows, cols]
+    """Push-pull: empty texels take the average colour of the filled ones around them, from
+    ever coarser 2x2 pyramid levels (smooth, so mipmaps never see a dark background)."""
+    h, w = filled_hxw.shape
+    n = 1 << int(np.ceil(np.log2(max(h, w))))
+    color = np.zeros((n, n, 3), np.float32)
+    weight = np.zeros((n, n), np.float32)
+    color[:h, :w] = texture_hxwx3 * filled_hxw[..., None]
+    weight[:h, :w] = filled_hxw
+    pyramid = []
+    while color.shape[0] > 1:
+        pyramid.append((color, weight))
+        color = color[0::2, 0::2] + color[1::2, 0::2] + color[0::2, 1::2] + color[1::2, 1::2]
+        weight = weight[0::2, 0::2] + weight[1::2, 0::2] + weight[0::2, 1::2] + weight[1::2, 1::2]
+    mean = color / max(float(weight.max()), 1e-12)
+    for color, weight in reversed(pyramid):
+        up = mean.repeat(2, axis=0).repeat(2, axis=1)
+        known = weight > 0
+        mean = np.where(known[..., None], color / np.maximum(weight, 1e-12)[..., None], up)
+    out = np.where(filled_hxw[..., None], texture_hxwx3, np.rint(mean[:h, :w]))
+    return out.astype(np.uint8)
 
 
 def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn | None = None,
@@ -317,10 +372,11 @@ def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn 
         mesh = compute_normals(mesh)
     atlas, raster = unwrap(mesh, size, padding)
     src_faces = mesh.faces_fx3[raster.face_t]                            # (T, 3)
-    bary = raster.bary_tx3[:, :, None]
-    points = (mesh.vertices_nx3[src_faces] * bary).sum(axis=1)
+    v = mesh.vertices_nx3
+    points = sum(v[src_faces[:, k]] * raster.bary_tx3[:, k, None] for k in range(3))
     if sdf_fn is not None and snap_steps > 0:
-        normals = (mesh.normals_nx3[src_faces] * bary).sum(axis=1)
+        nrm = mesh.normals_nx3
+        normals = sum(nrm[src_faces[:, k]] * raster.bary_tx3[:, k, None] for k in range(3))
         edge = np.linalg.norm(mesh.vertices_nx3[mesh.faces_fx3[:, 0]]
                               - mesh.vertices_nx3[mesh.faces_fx3[:, 1]], axis=1).mean()
         points = snap_to_surface(points, normals, sdf_fn, snap_steps, max_step=2.0 * float(edge))

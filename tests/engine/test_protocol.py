@@ -184,3 +184,15 @@ def _validate_as_nobody(msg: dict):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def test_the_addon_side_modules_need_only_the_standard_library(venv_python):
+    """protocol, client and errors load in a Python without the engine's packages."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            "import engine.protocol, engine.client, engine.errors; "
+            "heavy = {'torch', 'numpy', 'bpy'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    python = SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else venv_python
+    out = subprocess.run([python, "-I", "-c", code], cwd=tempfile.gettempdir(),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

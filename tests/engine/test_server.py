@@ -15,7 +15,7 @@ import pytest
 
 from engine.client import EngineClient, find_engine_python
 from engine.errors import (BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, BUSY, ENGINE_CRASHED,
-                           MODEL_NOT_FOUND)
+                           ENGINE_MISSING, MODEL_NOT_FOUND)
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["condition", "sample", "decode", "extract", "texture", "export"]
@@ -225,7 +225,8 @@ def test_shutdown_mid_job_cancels_it_and_leaves_no_process(engine):
 def test_end_of_input_exits_cleanly(venv_python, tiny_model_dir, folder):
     """The parent vanishing closes the engine's stdin: it must exit, not linger."""
     client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
-                          out_dir=folder / "out", log_path=folder / "eof.log")
+                          out_dir=folder / "out", log_path=folder / "eof.log",
+                          extra_args=["--no-warm-up"])
     assert client.wait_ready(timeout=TIMEOUT)["type"] == "ready"
     pid = client.pid
     client._proc.stdin.close()
@@ -242,6 +243,15 @@ def test_missing_weights_at_startup_is_an_error_not_a_hang(venv_python, folder):
     assert "no-model-here" in error["message"]
     assert client.state == "crashed" and client.returncode == 2
     client.shutdown()
+
+
+def test_a_missing_python_is_an_error_event_not_an_exception(folder):
+    client = EngineClient(folder / "no" / "python", ROOT, log_path=folder / "none.log")
+    error = client.wait_ready(timeout=TIMEOUT)
+    assert error["type"] == "error" and error["code"] == ENGINE_MISSING, error
+    assert "preferences" in error["message"] and client.state == "crashed"
+    job = client.generate(prompt="a chair")
+    assert client.wait(job, timeout=TIMEOUT)["code"] == ENGINE_MISSING
 
 
 def test_find_engine_python_picks_one_with_torch(venv_python, tmp_path):

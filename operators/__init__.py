@@ -1,0 +1,21 @@
+"""Kiln's operators and the runtime session behind them."""
+
+import bpy
+
+from . import engine_ops, generate, history, session, setup_engine
+
+_CLASSES = (*generate.CLASSES, *engine_ops.CLASSES, *history.CLASSES, *setup_engine.CLASSES)
+
+
+def register():
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    history.register()
+    session.register()
+
+
+def unregister():
+    session.unregister()
+    history.unregister()
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,169 @@
+"""View3D > Sidebar > Kiln: input, sampling, Generate / Cancel, progress, engine, history.
+
+Panels only draw; every action is an operator. Newer layout calls (layout.progress,
+Blender 4.0+) are guarded so the panel also draws in older Blender.
+"""
+
+import bpy
+
+from .. import preferences as prefs_mod
+from ..operators import history, importer
+from ..operators.session import SESSION
+
+
+class _KilnPanel:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "Kiln"
+
+
+def _wrapped(layout, text: str, icon: str, width: int = 38) -> None:
+    col = layout.column(align=True)
+    for i, line in enumerate(prefs_mod.wrap(text, width)):
+        col.label(text=line, icon=icon if i == 0 else 'BLANK1')
+
+
+def draw_progress(layout, factor: float, text: str) -> None:
+    if hasattr(layout, "progress"):            # Blender 4.0+
+        layout.progress(factor=factor, type='BAR', text=text)
+    else:
+        layout.label(text=f"{text} ({factor * 100:.0f}%)", icon='TIME')
+
+
+class KILN_PT_main(_KilnPanel, bpy.types.Panel):
+    bl_label = "Kiln"
+    bl_idname = "KILN_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.kiln
+        layout.row().prop(props, "mode", expand=True)
+        if props.mode == 'TEXT':
+            layout.prop(props, "prompt", text="")
+        else:
+            self._draw_picture(layout, props)
+        row = layout.row(align=True)
+        row.prop(props, "seed")
+        row.operator("kiln.randomise_seed", text="", icon='FILE_REFRESH')
+        col = layout.column(align=True)
+        col.prop(props, "steps")
+        col.prop(props, "guidance")
+        self._draw_actions(layout, context, props)
+        self._draw_status(layout)
+
+    @staticmethod
+    def _draw_picture(layout, props):
+        layout.row().prop(props, "image_source", expand=True)
+        if props.image_source == 'FILE':
+            layout.prop(props, "image_path", text="")
+        else:
+            layout.template_ID(props, "image", open="image.open")
+        layout.prop(props, "background")
+        if props.background == 'KEY':
+            row = layout.row(align=True)
+            row.prop(props, "key_color", text="")
+            row.prop(props, "key_tolerance")
+
+    @staticmethod
+    def _draw_actions(layout, context, props):
+        col = layout.column(align=True)
+        row = col.row(align=True)
+        row.scale_y = 1.4
+        if SESSION.busy:
+            row.operator("kiln.cancel", icon='CANCEL')
+        else:
+            row.operator("kiln.generate", icon='SHADERFX')
+        row = col.row(align=True)
+        row.operator("kiln.reroll", icon='FILE_REFRESH')
+        row.operator("kiln.variations", text=f"Variations ×{props.variations}")
+        row.prop(props, "variations", text="")
+        if importer.is_kiln_object(context.active_object):
+            col.operator("kiln.regenerate", icon='MOD_REMESH')
+
+    @staticmethod
+    def _draw_status(layout):
+        job = SESSION.job
+        if job is not None:
+            draw_progress(layout, job.fraction(), job.label())
+        elif SESSION.message:
+            layout.label(text=SESSION.message, icon='CHECKMARK')
+        if SESSION.last_error:
+            box = layout.box()
+            box.alert = True
+            _wrapped(box, SESSION.last_error, 'ERROR')
+
+
+class KILN_PT_output(_KilnPanel, bpy.types.Panel):
+    bl_label = "Output"
+    bl_parent_id = "KILN_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        props = context.scene.kiln
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column()
+        col.prop(props, "resolution")
+        col.prop(props, "faces")
+        col.prop(props, "texture")
+        col.prop(props, "texture_mode")
+        col.prop(props, "smooth")
+        col.prop(props, "target_size")
+
+
+class KILN_PT_engine(_KilnPanel, bpy.types.Panel):
+    bl_label = "Engine"
+    bl_parent_id = "KILN_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        python, why = prefs_mod.find_engine_python(prefs_mod.get_prefs(context))
+        if python is None:
+            _wrapped(layout, why, 'ERROR')
+        icon = {'ready': 'CHECKMARK', 'busy': 'SORTTIME', 'starting': 'TIME',
+                'crashed': 'ERROR'}.get(SESSION.state, 'RADIOBUT_OFF')
+        layout.label(text=SESSION.state_text(), icon=icon)
+        layout.label(text=f"Model: {prefs_mod.model_spec()}")
+        row = layout.row(align=True)
+        row.operator("kiln.restart_engine", text="Restart", icon='FILE_REFRESH')
+        row.operator("kiln.stop_engine", text="Stop", icon='PAUSE')
+        row = layout.row(align=True)
+        row.operator("kiln.open_folder", text="Outputs", icon='FILE_FOLDER').what = 'OUTPUT'
+        row.operator("kiln.open_folder", text="Log", icon='TEXT').what = 'LOG'
+
+
+class KILN_PT_history(_KilnPanel, bpy.types.Panel):
+    bl_label = "History"
+    bl_parent_id = "KILN_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw_header_preset(self, context):
+        self.layout.operator("kiln.history_refresh", text="", icon='FILE_REFRESH', emboss=False)
+
+    def draw(self, context):
+        layout = self.layout
+        found = history.entries()
+        if not found:
+            layout.label(text="No results yet")
+        for entry in found:
+            row = layout.row(align=True)
+            icon_id = history.icon_id(entry)
+            if icon_id:
+                row.label(text=entry.title, icon_value=icon_id)
+            else:
+                row.label(text=entry.title, icon='MESH_ICOSPHERE')
+            row.operator("kiln.history_import", text="", icon='IMPORT').filepath = entry.glb
+
+
+CLASSES = (KILN_PT_main, KILN_PT_output, KILN_PT_engine, KILN_PT_history)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

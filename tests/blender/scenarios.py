@@ -1,0 +1,302 @@
+"""Blender scenarios for tests/blender, each run in a fresh process (bpy imports once).
+
+    .venv/bin/python tests/blender/scenarios.py NAME '{"zip": ..., "model": ..., "out": ...}'
+
+Every scenario installs the built extension zip into the user repository as a user
+would (BLENDER_USER_RESOURCES points at a temporary folder), configures it, drives the
+add-on through its operators and prints one line `KILN_RESULT {json}` with what it saw;
+the pytest files assert on that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+PKG = "bl_ext.user_default.kiln"
+RESULT_TAG = "KILN_RESULT "
+
+
+# ---------------------------------------------------------------- helpers
+def module(name: str):
+    return sys.modules[f"{PKG}.{name}"]
+
+
+def install(bpy, args: dict) -> dict:
+    """Install + enable the zip, point Kiln at the test model and output folder."""
+    done = bpy.ops.extensions.package_install_files(
+        filepath=args["zip"], repo="user_default", enable_on_install=True)
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    prefs.model_source = 'FOLDER'
+    prefs.model_folder = args["model"]
+    prefs.device = 'CPU'
+    prefs.output_dir = args["out"]
+    prefs.timeout = 240.0
+    props = bpy.context.scene.kiln
+    props.prompt = "a red chair"
+    props.seed = 7
+    props.steps = args.get("steps", 4)
+    props.resolution = args.get("resolution", 48)
+    props.texture = '256'
+    props.target_size = 2.0
+    return {"install": sorted(done), "enabled": PKG in bpy.context.preferences.addons}
+
+
+def image_feeds(socket) -> bool:
+    """Whether an Image Texture node with an image is upstream of `socket`."""
+    seen, todo = set(), [link.from_node for link in socket.links]
+    while todo:
+        node = todo.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.type == 'TEX_IMAGE' and node.image is not None:
+            return True
+        todo.extend(link.from_node for inp in node.inputs for link in inp.links)
+    return False
+
+
+def describe(obj) -> dict:
+    mesh = obj.data
+    mat = obj.active_material
+    bsdf = None
+    if mat is not None and mat.use_nodes:
+        bsdf = next((n for n in mat.node_tree.nodes if n.type == 'BSDF_PRINCIPLED'), None)
+    return {
+        "name": obj.name, "type": obj.type,
+        "faces": len(mesh.polygons), "vertices": len(mesh.vertices),
+        "uv_layers": len(mesh.uv_layers),
+        "smooth": bool(mesh.polygons[0].use_smooth) if len(mesh.polygons) else None,
+        "material": mat.name if mat else None,
+        "base_color_from_image": bool(bsdf and image_feeds(bsdf.inputs["Base Color"])),
+        "collections": [c.name for c in obj.users_collection],
+        "location": list(obj.location), "dimensions": list(obj.dimensions),
+        "props": {k: obj[k] for k in obj.keys() if k.startswith("kiln_")},
+    }
+
+
+def kiln_objects(bpy) -> list:
+    coll = bpy.data.collections.get("Kiln")
+    return sorted(coll.objects, key=lambda o: o.name) if coll else []
+
+
+def engine_pid():
+    client = module("operators.session").SESSION.client
+    return client.pid if client is not None else None
+
+
+def alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def engine_processes(out_dir: str) -> list[int]:
+    """Live `engine serve` processes writing to `out_dir` (ours, whatever their pid)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in cmd and out_dir.encode() in cmd and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def call(op, *args, **kw):
+    """Run an operator; return its result set or the error text it raised."""
+    try:
+        return sorted(op(*args, **kw))
+    except RuntimeError as exc:
+        return f"RuntimeError: {exc}"
+
+
+# ---------------------------------------------------------------- background mode
+def scenario_background(bpy, args: dict) -> dict:
+    """Generate (undoable), variations, regenerate, history, disable/enable lifecycle."""
+    res = install(bpy, args)
+    scene = bpy.context.scene
+    kiln = bpy.ops.kiln
+    scene.kiln.prompt = ""
+    res["poll_empty_prompt"] = kiln.generate.poll()
+    scene.kiln.prompt = "a red chair"
+    res["poll_with_prompt"] = kiln.generate.poll()
+    res["setup_offline"] = call(kiln.setup_engine)
+
+    scene.cursor.location = (1.0, 2.0, 0.0)
+    n_before = len(bpy.data.objects)
+    bpy.ops.ed.undo_push(message="before Kiln")
+    t0 = time.perf_counter()
+    res["generate"] = call(kiln.generate, 'EXEC_DEFAULT', True)      # True: push undo
+    res["generate_s"] = time.perf_counter() - t0
+    made = kiln_objects(bpy)
+    res["object"] = describe(made[0]) if made else None
+    res["objects_after_generate"] = len(bpy.data.objects) - n_before
+    res["pid"] = engine_pid()
+    bpy.ops.ed.undo()
+    res["objects_after_undo"] = len(bpy.data.objects) - n_before
+    res["kiln_after_undo"] = len(kiln_objects(bpy))
+
+    scene.cursor.location = (0.0, 0.0, 0.0)
+    scene.kiln.variations = 3
+    before = {o.name for o in kiln_objects(bpy)}
+    res["variations"] = call(kiln.variations)
+    new = [o for o in kiln_objects(bpy) if o.name not in before]
+    res["variation_objects"] = [describe(o) for o in sorted(new, key=lambda o: o.location.x)]
+
+    target = new[0] if new else None
+    if target is not None:
+        bpy.context.view_layer.objects.active = target
+        res["regenerate_source"] = {"name": target.name, "location": list(target.location)}
+        res["regenerate"] = call(kiln.regenerate, seed_mode='KEEP', prompt="a blue chair")
+        active = bpy.context.view_layer.objects.active
+        res["regenerated"] = describe(active) if active else None
+        res["source_still_there"] = res["regenerate_source"]["name"] in bpy.data.objects \
+            and active.name != res["regenerate_source"]["name"]
+
+    history = module("operators.history")
+    entries = history.entries(args["out"])
+    res["history"] = [{"glb": e.glb, "title": e.title} for e in entries]
+    if entries:
+        n = len(kiln_objects(bpy))
+        res["history_import"] = call(kiln.history_import, filepath=entries[-1].glb)
+        res["history_import_added"] = len(kiln_objects(bpy)) - n
+
+    # Lifecycle: disabling stops the engine; enabling again and generating works.
+    pid1 = engine_pid()
+    bpy.ops.preferences.addon_disable(module=PKG)
+    res["pid1"], res["pid1_alive_after_disable"] = pid1, alive(pid1)
+    bpy.ops.preferences.addon_enable(module=PKG)
+    res["generate_after_enable"] = call(kiln.generate)
+    pid2 = engine_pid()
+    bpy.ops.preferences.addon_disable(module=PKG)
+    res["pid2"], res["pid2_alive_after_disable"] = pid2, alive(pid2)
+    res["engines_left"] = engine_processes(args["out"])
+
+    path = os.path.join(args["out"], "background.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    res["blend_saved"] = os.path.isfile(path)
+    return res
+
+
+# ---------------------------------------------------------------- timer path
+def tick_until(session, done, timeout: float, log: list) -> bool:
+    """Call the timer function like bpy.app.timers would; record each tick's length."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = session.SESSION.job
+        t0 = time.perf_counter()
+        session.timer_tick()
+        ms = (time.perf_counter() - t0) * 1000.0
+        after = session.SESSION.job
+        log.append({"ms": ms, "stage": job.stage if job else None,
+                    "fraction": job.fraction() if job else None,
+                    "ended_job": job is not None and after is None})
+        if done():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def scenario_interactive(bpy, args: dict) -> dict:
+    """The timer path: short ticks, advancing progress, cancel leaves the scene alone."""
+    res = install(bpy, args)
+    session = module("operators.session")
+    session.FORCE_TIMER = True
+    session.EXTRA_ARGS[:] = ["--test-step-delay", str(args.get("step_delay", 0.1))]
+    S = session.SESSION
+    n_before = len(bpy.data.objects)
+
+    t0 = time.perf_counter()
+    res["generate"] = call(bpy.ops.kiln.generate)
+    res["operator_ms"] = (time.perf_counter() - t0) * 1000.0
+    res["busy_after_operator"] = S.busy
+    res["poll_while_busy"] = bpy.ops.kiln.generate.poll()
+    ticks: list = []
+    res["finished"] = tick_until(session, lambda: not S.busy, 240, ticks)
+    res["ticks"] = ticks
+    res["objects_added"] = len(bpy.data.objects) - n_before
+    res["last_error"] = S.last_error
+    res["undo_after_timer_import"] = call(bpy.ops.ed.undo)
+    res["objects_after_undo"] = len(bpy.data.objects) - n_before
+
+    # Cancel in the middle of sampling.
+    n_before = len(bpy.data.objects)
+    names_before = sorted(o.name for o in bpy.data.objects)
+    bpy.context.scene.kiln.seed = 8
+    res["generate2"] = call(bpy.ops.kiln.generate)
+    ticks2: list = []
+    res["reached_sample"] = tick_until(
+        session, lambda: S.job is not None and S.job.stage == "sample" and S.job.step >= 1,
+        120, ticks2)
+    t0 = time.monotonic()
+    res["cancel"] = call(bpy.ops.kiln.cancel)
+    res["cancel_finished"] = tick_until(session, lambda: not S.busy, 60, ticks2)
+    res["cancel_s"] = time.monotonic() - t0
+    res["ticks2"] = ticks2
+    res["cancelled_flag"] = bool(S.last_job and S.last_job.cancelled)
+    res["message_after_cancel"] = S.message
+    res["objects_after_cancel"] = len(bpy.data.objects) - n_before
+    res["names_unchanged"] = sorted(o.name for o in bpy.data.objects) == names_before
+    res["state_after_cancel"] = S.state
+    S.shutdown()
+    res["engines_left"] = engine_processes(args["out"])
+    return res
+
+
+def scenario_crash(bpy, args: dict) -> dict:
+    """Kill the engine mid-job: a clear error; the next Generate restarts and succeeds."""
+    res = install(bpy, args)
+    session = module("operators.session")
+    session.FORCE_TIMER = True
+    session.EXTRA_ARGS[:] = ["--test-step-delay", str(args.get("step_delay", 0.1))]
+    S = session.SESSION
+    n_before = len(bpy.data.objects)
+    res["generate"] = call(bpy.ops.kiln.generate)
+    log: list = []
+    res["reached_sample"] = tick_until(
+        session, lambda: S.job is not None and S.job.stage == "sample", 120, log)
+    pid = engine_pid()
+    res["pid"] = pid
+    os.kill(pid, signal.SIGKILL)
+    res["job_ended"] = tick_until(session, lambda: not S.busy, 30, log)
+    res["error"] = S.last_error
+    res["state"] = S.state
+    res["objects_after_crash"] = len(bpy.data.objects) - n_before
+    res["poll_after_crash"] = bpy.ops.kiln.generate.poll()
+
+    res["generate_again"] = call(bpy.ops.kiln.generate)
+    res["pid_again"] = engine_pid()
+    res["finished_again"] = tick_until(session, lambda: not S.busy, 240, log)
+    res["error_again"] = S.last_error
+    res["objects_after_retry"] = len(bpy.data.objects) - n_before
+    S.shutdown()
+    res["engines_left"] = engine_processes(args["out"])
+    return res
+
+
+SCENARIOS = {"background": scenario_background, "interactive": scenario_interactive,
+             "crash": scenario_crash}
+
+
+def main() -> int:
+    name, args = sys.argv[1], json.loads(sys.argv[2])
+    import bpy
+    result = SCENARIOS[name](bpy, args)
+    print(RESULT_TAG + json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
