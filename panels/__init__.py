@@ -17,7 +17,11 @@ class _KilnPanel:
     bl_category = "Kiln"
 
 
-def _wrapped(layout, text: str, icon: str, width: int = 38) -> None:
+def _wrapped(layout, context, text: str, icon: str) -> None:
+    """`text` over several labels, as wide as the sidebar allows."""
+    region = getattr(context, "region", None)
+    scale = context.preferences.system.ui_scale
+    width = max(16, int(((region.width if region else 300) - 40 * scale) / (6.5 * scale)))
     col = layout.column(align=True)
     for i, line in enumerate(prefs_mod.wrap(text, width)):
         col.label(text=line, icon=icon if i == 0 else 'BLANK1')
@@ -48,8 +52,9 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(props, "steps")
         col.prop(props, "guidance")
+        col.prop(props, "variations")
         self._draw_actions(layout, context, props)
-        self._draw_status(layout)
+        self._draw_status(layout, context)
 
     @staticmethod
     def _draw_picture(layout, props):
@@ -75,13 +80,12 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
             row.operator("kiln.generate", icon='SHADERFX')
         row = col.row(align=True)
         row.operator("kiln.reroll", icon='FILE_REFRESH')
-        row.operator("kiln.variations", text=f"Variations ×{props.variations}")
-        row.prop(props, "variations", text="")
+        row.operator("kiln.variations", icon='MOD_ARRAY')
         if importer.is_kiln_object(context.active_object):
             col.operator("kiln.regenerate", icon='MOD_REMESH')
 
     @staticmethod
-    def _draw_status(layout):
+    def _draw_status(layout, context):
         job = SESSION.job
         if job is not None:
             draw_progress(layout, job.fraction(), job.label())
@@ -90,7 +94,7 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         if SESSION.last_error:
             box = layout.box()
             box.alert = True
-            _wrapped(box, SESSION.last_error, 'ERROR')
+            _wrapped(box, context, SESSION.last_error, 'ERROR')
 
 
 class KILN_PT_output(_KilnPanel, bpy.types.Panel):
@@ -120,7 +124,7 @@ class KILN_PT_engine(_KilnPanel, bpy.types.Panel):
         layout = self.layout
         python, why = prefs_mod.find_engine_python(prefs_mod.get_prefs(context))
         if python is None:
-            _wrapped(layout, why, 'ERROR')
+            _wrapped(layout, context, why, 'ERROR')
         icon = {'ready': 'CHECKMARK', 'busy': 'SORTTIME', 'starting': 'TIME',
                 'crashed': 'ERROR'}.get(SESSION.state, 'RADIOBUT_OFF')
         layout.label(text=SESSION.state_text(), icon=icon)

@@ -45,9 +45,11 @@ class TriplaneSDF(torch.nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.planes = torch.nn.Parameter(0.1 * torch.randn(3, channels, size, size, generator=gen))
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(3 * channels, hidden), torch.nn.SiLU(),
-                                       torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                       torch.nn.Linear(hidden, 1))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(3 * channels, hidden), torch.nn.SiLU(),
+                                           torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+                                           torch.nn.Linear(hidden, 1))
         self.radius = radius
 
     def forward(self, points_nx3: torch.Tensor) -> torch.Tensor:
@@ -59,7 +61,11 @@ class TriplaneSDF(torch.nn.Module):
 
 
 def bench_extract(resolutions=(64, 128, 256), repeats: int = 5) -> dict:
-    """Median seconds of extract_surface on a torus SDF, and on the tri-plane MLP field."""
+    """Median seconds of extract_surface on a torus SDF and on the tri-plane MLP field.
+
+    Keys: extract_torus_<res>, extract_mlp_<res>. The torus isolates the extraction's own
+    cost; the MLP adds the field queries of a decoder-sized field.
+    """
     from .extract import extract_surface
 
     field = TriplaneSDF().eval()
@@ -71,28 +77,23 @@ def bench_extract(resolutions=(64, 128, 256), repeats: int = 5) -> dict:
     return out
 
 
-def bench_mesh(faces: int = 20000, resolution: int = 128, repeats: int = 3) -> tuple:
-    """A decimated torus mesh with about `faces` faces (and the seconds decimation took)."""
-    from .extract import extract_surface
-    from .mesh_ops import clean
-
-    dense = extract_surface(torus_sdf, resolution)
-    start = time.perf_counter()
-    mesh = clean(dense, target_faces=faces)
-    return mesh, time.perf_counter() - start
-
-
 def bench_texture(faces: int = 20000, size: int = 1024, repeats: int = 3) -> dict:
-    """Median seconds of bake_texture (unwrap + raster + field query + padding) and friends."""
-    from .mesh_ops import clean, decimate
+    """Median seconds of the mesh stages after extraction, on a torus extracted at 128.
+
+    Keys: decimate_<faces>f (quadric decimation alone), clean_<faces>f (clean-up, decimation,
+    normals), texture_<faces>f_<size> (unwrap + raster + colour query + padding, analytic
+    colour), texture_<faces>f_<size>_snap (same, with a Newton step onto the SDF), and
+    vertex_colors_<faces>f.
+    """
     from .extract import extract_surface
+    from .mesh_ops import clean, decimate
     from .texture import bake_texture, vertex_colors
 
     dense = extract_surface(torus_sdf, 128)
     mesh = clean(dense, target_faces=faces)
     return {
-        "decimate_torus128_to_%d" % faces: _median_seconds(lambda: decimate(dense, faces), repeats),
-        "clean_torus128_to_%d" % faces: _median_seconds(lambda: clean(dense, faces), repeats),
+        f"decimate_{faces}f": _median_seconds(lambda: decimate(dense, faces), repeats),
+        f"clean_{faces}f": _median_seconds(lambda: clean(dense, faces), repeats),
         f"texture_{faces}f_{size}": _median_seconds(lambda: bake_texture(mesh, smooth_rgb, size), repeats),
         f"texture_{faces}f_{size}_snap": _median_seconds(
             lambda: bake_texture(mesh, smooth_rgb, size, sdf_fn=torus_sdf), repeats),

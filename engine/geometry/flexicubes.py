@@ -122,7 +122,7 @@ class FlexiCubes:
         gradient). When given, each dual vertex minimises the beta-weighted squared distances to
         its crossings' tangent planes, regularised towards the paper's weighted mean and kept in
         its cube (a dual-contouring QEF): sharp edges and curved surfaces come out far closer to
-        the true surface. Normals are treated as data (no gradient flows into normal_fn).
+        the true surface. Gradients flow through normal_fn only if it is differentiable.
         """
         _check_inputs(x_nx3, sdf_n, cubes_fx8, res)
         surf = _surface_cubes(sdf_n, res)
@@ -175,13 +175,12 @@ def _corner_offsets(res: int, device) -> torch.Tensor:
 
 
 def _case_grid(inside_rrr: torch.Tensor) -> torch.Tensor:
-    """(R+1)^3 bool -> (R, R, R) uint8 configuration of every cube (bit k = corner k inside)."""
+    """(R+1)^3 bool -> (R, R, R) uint8 configuration of every cube (bit k = corner k inside).
+    Built one axis at a time: x gives bits 0-1, y shifts them to 2-3, z to 4-7."""
     g = inside_rrr.to(torch.uint8)
-    case = torch.zeros_like(g[:-1, :-1, :-1])
-    for k, (dx, dy, dz) in enumerate(CORNERS_8x3.tolist()):
-        sl = g[dx:g.shape[0] - 1 + dx, dy:g.shape[1] - 1 + dy, dz:g.shape[2] - 1 + dz]
-        case |= sl << k if k else sl
-    return case
+    g = g[:-1] | (g[1:] << 1)
+    g = g[:, :-1] | (g[:, 1:] << 2)
+    return g[:, :, :-1] | (g[:, :, 1:] << 4)
 
 
 def _surface_cubes(sdf_n: torch.Tensor, res: int):
@@ -190,7 +189,7 @@ def _surface_cubes(sdf_n: torch.Tensor, res: int):
     with torch.no_grad():
         inside = (sdf_n.detach().reshape(res + 1, res + 1, res + 1) < 0)
         case_flat = _case_grid(inside).reshape(-1)
-        cube_s = ((case_flat != 0) & (case_flat != 255)).nonzero().squeeze(1)
+        cube_s = ((case_flat + 1) > 1).nonzero().squeeze(1)            # uint8: 255 + 1 wraps to 0
         if cube_s.numel() == 0:
             return None
         case_s = case_flat[cube_s].long()
@@ -243,10 +242,10 @@ def _edge_crossings(x_nx3, sdf_n, vid_sx8, cube_s, eg_sx12, alpha_fx8, beta_fx12
     if alpha_fx8 is not None:
         s_sx8 = s_sx8 * _edge_corner_weight(alpha_fx8.index_select(0, cube_s))
     crossed = eg_sx12 >= 0
-    sa, sb = s_sx8[:, ea], s_sx8[:, eb]                                       # (S, 12)
+    sa, sb = s_sx8.index_select(1, ea), s_sx8.index_select(1, eb)           # (S, 12)
     denom = torch.where(crossed, sa - sb, torch.ones_like(sa))
     tpar = torch.where(crossed, sa / denom, torch.zeros_like(sa))
-    xa, xb = x_sx8x3[:, ea], x_sx8x3[:, eb]                                   # (S, 12, 3)
+    xa, xb = x_sx8x3.index_select(1, ea), x_sx8x3.index_select(1, eb)       # (S, 12, 3)
     u = xa + tpar[..., None] * (xb - xa)
     w = crossed.to(u.dtype)
     if beta_fx12 is not None:
@@ -268,27 +267,28 @@ def _dual_vertices(u_sx12x3, w_sx12, eg_sx12):
 
 def _crossing_normals(normal_fn, u_sx12x3, vid_sx8, eg_sx12, shared: bool) -> torch.Tensor:
     """Unit normals at the crossings, (S, 12, 3) (zero where not crossed). With `shared`, each
-    grid edge's crossing is the same in all its cubes, so normal_fn sees every edge once."""
+    grid edge's crossing is the same in all its cubes, so normal_fn sees every edge once.
+    Differentiable through normal_fn when it is (e.g. an analytic or autograd gradient)."""
     t = _tables(u_sx12x3.device)
     crossed = eg_sx12 >= 0
-    pts = u_sx12x3.detach()[crossed]                                          # (K, 3)
-    with torch.no_grad():
-        if shared:
+    pts = u_sx12x3[crossed]                                                    # (K, 3)
+    if shared:
+        with torch.no_grad():
             axis = torch.arange(12, device=pts.device) // 4
             gid = (vid_sx8[:, t["edge_a"]] * 3 + axis)[crossed]
             uniq, inverse = torch.unique(gid, return_inverse=True)
             first = torch.zeros(len(uniq), dtype=torch.long, device=pts.device)
             first.scatter_(0, inverse, torch.arange(len(gid), device=pts.device))
-            n = normal_fn(pts[first]).reshape(-1, 3).to(pts.dtype)[inverse]
-        else:
-            n = normal_fn(pts).reshape(-1, 3).to(pts.dtype)
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    out = torch.zeros_like(u_sx12x3, requires_grad=False)
-    out[crossed] = n
-    return out
+        n = normal_fn(pts[first]).reshape(-1, 3).to(pts.dtype)[inverse]
+    else:
+        n = normal_fn(pts).reshape(-1, 3).to(pts.dtype)
+    n = n / _safe_norm(n)[:, None]
+    out = u_sx12x3.new_zeros(u_sx12x3.shape)
+    return out.index_put((crossed,), n)
 
 
 QEF_REG = 0.02
+QEF_OPPOSED_DOT = -0.3
 
 
 def _qef_vertices(u_sx12x3, w_sx12, eg_sx12, n_sx12x3, vd_sx4x3, valid_sx4, corners_sx8x3):
@@ -313,9 +313,22 @@ def _qef_vertices(u_sx12x3, w_sx12, eg_sx12, n_sx12x3, vd_sx4x3, valid_sx4, corn
     lo = corners.amin(1)[:, None].expand(-1, MAX_GROUPS, -1)[valid_sx4]
     hi = corners.amax(1)[:, None].expand(-1, MAX_GROUPS, -1)[valid_sx4]
     vd = torch.minimum(torch.maximum(vd, lo.detach()), hi.detach())
+    # two sides of a thin part or a pinch in one patch (opposing normals): keep the weighted mean
+    opposed = _min_normal_dot(n_sx12x3, eg_sx12)[valid_sx4] < QEF_OPPOSED_DOT
+    vd = torch.where(opposed[:, None], vd_sx4x3[valid_sx4], vd)
     vd_sx4x3 = vd_sx4x3.clone()
     vd_sx4x3[valid_sx4] = vd
     return vd, vd_sx4x3
+
+
+def _min_normal_dot(n_sx12x3, eg_sx12) -> torch.Tensor:
+    """Smallest dot product between two crossing normals of the same group, (S, 4)."""
+    with torch.no_grad():
+        same = (eg_sx12[:, :, None] == eg_sx12[:, None, :]) & (eg_sx12[:, :, None] >= 0)
+        dots = torch.bmm(n_sx12x3, n_sx12x3.transpose(1, 2)).masked_fill(~same, 2.0)
+        per_edge = dots.amin(2).masked_fill(eg_sx12 < 0, 2.0)                  # (S, 12)
+        out = per_edge.new_full((eg_sx12.shape[0], MAX_GROUPS), 2.0)
+        return out.scatter_reduce(1, eg_sx12.clamp_min(0), per_edge, "amin")
 
 
 def _quads(cube_s, vid_sx8, sdf_n, eg_sx12, vd_start_s, res):
@@ -462,7 +475,7 @@ def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144) -> Callable[[
     def normals(p_kx3: torch.Tensor) -> torch.Tensor:
         offs = torch.eye(3, dtype=p_kx3.dtype, device=p_kx3.device) * step
         q = torch.cat((p_kx3[:, None] + offs, p_kx3[:, None] - offs), 1).reshape(-1, 3)  # (6K, 3)
-        with torch.inference_mode():
+        with torch.no_grad():                      # normals as data: no graph through sdf_fn
             v = torch.cat([sdf_fn(q[i:i + chunk]).reshape(-1) for i in range(0, len(q), chunk)])
         v = v.to(p_kx3.dtype).reshape(-1, 2, 3)
         return v[:, 0] - v[:, 1]

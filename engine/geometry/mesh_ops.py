@@ -64,16 +64,33 @@ def remove_unused_vertices(mesh: Mesh) -> Mesh:
 def remove_degenerate(mesh: Mesh) -> Mesh:
     """Drop faces that repeat a vertex, duplicated faces, and unused vertices.
 
-    Zero-area faces with three distinct vertices are kept: removing them would open holes
-    (decimation collapses them instead).
+    A face listed twice with the same winding keeps one copy; a face listed twice with
+    opposite windings is a zero-thickness double wall and both copies go. Zero-area faces
+    with three distinct vertices are kept: removing them would open holes (decimation
+    collapses them instead).
     """
     f = mesh.faces_fx3
-    ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
-    f = f[ok]
+    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])]
     if f.shape[0]:
-        _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-        f = f[np.sort(first)]
+        key_fwd = _row_keys(_canonical_rotation(f), mesh.num_vertices)
+        key_rev = _row_keys(_canonical_rotation(f[:, ::-1]), mesh.num_vertices)
+        keep = np.zeros(len(f), dtype=bool)
+        keep[np.unique(key_fwd, return_index=True)[1]] = True  # one copy per winding
+        keep &= ~np.isin(key_fwd, key_rev)                     # double walls cancel
+        f = f[keep]
     return remove_unused_vertices(mesh.replace(faces_fx3=f))
+
+
+def _canonical_rotation(f: np.ndarray) -> np.ndarray:
+    """Rotate each face so its smallest index comes first (winding kept)."""
+    start = np.argmin(f, axis=1)
+    idx = (start[:, None] + np.arange(3)[None]) % 3
+    return np.take_along_axis(f, idx, axis=1)
+
+
+def _row_keys(f: np.ndarray, n: int) -> np.ndarray:
+    f = f.astype(np.int64)
+    return (f[:, 0] * n + f[:, 1]) * n + f[:, 2]
 
 
 def connected_components(mesh: Mesh) -> tuple[int, np.ndarray]:
@@ -225,5 +242,12 @@ def clean(mesh: Mesh, target_faces: int | None = None, min_fraction: float = 0.0
     if target_faces:
         mesh = remove_degenerate(decimate(mesh, target_faces))
         if not is_watertight(mesh):
-            mesh = split_nonmanifold(mesh)
+            mesh = _drop_tiny_parts(split_nonmanifold(mesh))
     return compute_normals(mesh)
+
+
+def _drop_tiny_parts(mesh: Mesh, min_faces: int = 4) -> Mesh:
+    """Drop parts too small to enclose anything (a tetrahedron has 4 faces)."""
+    count, labels = connected_components(mesh)
+    sizes = np.bincount(labels, minlength=count)
+    return remove_unused_vertices(mesh.replace(faces_fx3=mesh.faces_fx3[sizes[labels] >= min_faces]))

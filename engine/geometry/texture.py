@@ -293,7 +293,11 @@ def rasterize(pixels_fx3x2: np.ndarray, size: int, margin: float = EDGE_MARGIN) 
 
 
 def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
-    """Box-projection atlas for `mesh` -> (Atlas, Raster) with no overlapping charts."""
+    """Box-projection atlas for `mesh` -> (Atlas, Raster) with no overlapping charts.
+
+    Charts that overlap themselves are bisected and re-split for up to `max_rounds`; any
+    still overlapping after that are broken into one chart per face.
+    """
     if mesh.num_faces == 0:
         raise ValueError("Cannot unwrap a mesh with no faces.")
     chart, group, pairs = _initial_charts(mesh)
@@ -301,40 +305,41 @@ def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
         atlas = _atlas(mesh, chart, group, size, padding)
         raster = rasterize(atlas.pixels_mx2[atlas.faces_fx3], size)
         if raster.overlapping_faces.size == 0:
-            return atlas, raster
+            break
         bad = np.unique(chart[raster.overlapping_faces])
-        if round_ == max_rounds - 1:                                     # last resort
-            chart = chart.copy()
-            loose = np.isin(chart, bad)
-            chart[loose] = chart.max() + 1 + np.arange(loose.sum())
-            chart = np.unique(chart, return_inverse=True)[1]
-        else:
+        if round_ < max_rounds - 1:
             chart = _split_charts(mesh, chart, group, bad, pairs, atlas)
+        else:                                                            # last resort
+            loose = np.isin(chart, bad)
+            chart = chart.copy()
+            chart[loose] = chart.max() + 1 + np.arange(int(loose.sum()))
+            chart = np.unique(chart, return_inverse=True)[1]
     return atlas, raster
 
 
-def _query(fn: FieldFn, points_nx3: np.ndarray, chunk: int = 262144) -> np.ndarray:
+def _query(fn: FieldFn, points_nx3: np.ndarray, device="cpu", chunk: int = 262144) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(points_nx3), chunk):
             p = torch.from_numpy(np.ascontiguousarray(points_nx3[start:start + chunk], np.float32))
+            p = p.to(device)
             out.append(fn(p).detach().to("cpu", torch.float32).numpy())
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
 def snap_to_surface(points_nx3: np.ndarray, normals_nx3: np.ndarray, sdf_fn: FieldFn,
-                    steps: int = 1, max_step: float = 0.05) -> np.ndarray:
+                    steps: int = 1, max_step: float = 0.05, device="cpu") -> np.ndarray:
     """Newton steps p <- p - sdf(p) * n along unit normals (|grad sdf| ~ 1), step clamped."""
     p = points_nx3.astype(np.float32)
     n = normals_nx3 / np.maximum(np.linalg.norm(normals_nx3, axis=1, keepdims=True), 1e-12)
     for _ in range(steps):
-        d = np.clip(_query(sdf_fn, p).reshape(-1), -max_step, max_step)
+        d = np.clip(_query(sdf_fn, p, device).reshape(-1), -max_step, max_step)
         p = p - d[:, None] * n
     return p
 
 
-def _colors(rgb_fn: FieldFn, points_nx3: np.ndarray) -> np.ndarray:
-    rgb = _query(rgb_fn, points_nx3).reshape(-1, 3)
+def _colors(rgb_fn: FieldFn, points_nx3: np.ndarray, device="cpu") -> np.ndarray:
+    rgb = _query(rgb_fn, points_nx3, device).reshape(-1, 3)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -362,10 +367,11 @@ def _fill_empty(texture_hxwx3: np.ndarray, filled_hxw: np.ndarray) -> np.ndarray
 
 
 def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn | None = None,
-                 padding: int = 4, snap_steps: int = 1) -> Mesh:
+                 padding: int = 4, snap_steps: int = 1, device="cpu") -> Mesh:
     """UV-unwrap `mesh` and bake rgb_fn into a size x size texture -> Mesh with UVs + texture.
 
     sdf_fn: when given, each texel's point is pulled onto the field's surface first.
+    device: where the query points are sent (the fields receive tensors there).
     Vertices are split along chart seams; faces keep their order.
     """
     if mesh.normals_nx3 is None:
@@ -379,9 +385,9 @@ def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn 
         normals = sum(nrm[src_faces[:, k]] * raster.bary_tx3[:, k, None] for k in range(3))
         edge = np.linalg.norm(mesh.vertices_nx3[mesh.faces_fx3[:, 0]]
                               - mesh.vertices_nx3[mesh.faces_fx3[:, 1]], axis=1).mean()
-        points = snap_to_surface(points, normals, sdf_fn, snap_steps, max_step=2.0 * float(edge))
+        points = snap_to_surface(points, normals, sdf_fn, snap_steps, 2.0 * float(edge), device)
     texture = np.zeros((size * size, 3), dtype=np.uint8)
-    texture[raster.texel_t] = _colors(rgb_fn, points)
+    texture[raster.texel_t] = _colors(rgb_fn, points, device)
     filled = np.zeros(size * size, dtype=bool)
     filled[raster.texel_t] = True
     texture = _fill_empty(texture.reshape(size, size, 3), filled.reshape(size, size))
@@ -393,14 +399,14 @@ def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn 
 
 
 def vertex_colors(mesh: Mesh, rgb_fn: FieldFn, sdf_fn: FieldFn | None = None,
-                  snap_steps: int = 1) -> Mesh:
+                  snap_steps: int = 1, device="cpu") -> Mesh:
     """Mesh with uint8 colours of rgb_fn at its vertices (pulled onto the surface if sdf_fn)."""
     points = mesh.vertices_nx3
     if sdf_fn is not None and snap_steps > 0:
         if mesh.normals_nx3 is None:
             mesh = compute_normals(mesh)
-        points = snap_to_surface(points, mesh.normals_nx3, sdf_fn, snap_steps, max_step=0.05)
-    return mesh.replace(vertex_colors_nx3=_colors(rgb_fn, points))
+        points = snap_to_surface(points, mesh.normals_nx3, sdf_fn, snap_steps, 0.05, device)
+    return mesh.replace(vertex_colors_nx3=_colors(rgb_fn, points, device))
 
 
 def sample_texture(texture_hxwx3: np.ndarray, uvs_nx2: np.ndarray) -> np.ndarray:

@@ -17,28 +17,71 @@ import torch
 from .store import Store
 
 
+def make_training_asset(seed: int, n_views: int = 4, res: int = 64,
+                        n_points: int = 4096) -> dict:
+    """One procedural asset as training tensors.
+
+    views (V, 10, H, W): shaded RGB on white, alpha, Plücker rays (what the encoder sees);
+    albedo (V, 3, H, W): unshaded colour on white (the rendering-loss target);
+    points (P, 3) half near the surface, half uniform in the cube, with sdf (P,), rgb (P, 3).
+    """
+    import numpy as np
+    from ..data.shapes import make_asset
+    from ..render.cameras import orbit_cameras, plucker
+    from ..render.tracer import render, shade
+    asset = make_asset(seed)
+    rng = np.random.default_rng([seed, 7])
+    c2w = orbit_cameras(n_views, elevation_deg=list(rng.uniform(5, 40, n_views)),
+                        azimuth_deg=float(rng.uniform(0, 360)))
+    out = render(asset.sdf, asset.rgb, c2w, 40.0, res)
+    origins, dirs = out["rays"]                                              # (V, H, W, 3)
+    shaded = shade(out["rgb"], out["normal"], out["alpha"], dirs)
+    views = torch.cat([shaded, out["alpha"][..., None], plucker(origins, dirs)], -1)
+    hit = out["alpha"] > 0.5
+    surface = (origins + out["depth"][..., None] * dirs)[hit]                # (S, 3)
+    gen = torch.Generator().manual_seed(seed)
+    half = n_points // 2
+    pick = torch.randint(0, max(1, len(surface)), (half,), generator=gen)
+    near = surface[pick] + 0.02 * torch.randn(half, 3, generator=gen)
+    points = torch.cat([near, torch.rand(n_points - half, 3, generator=gen) * 2 - 1])
+    return {"views": views.permute(0, 3, 1, 2), "albedo": out["rgb"].permute(0, 3, 1, 2),
+            "points": points, "sdf": asset.sdf(points), "rgb": asset.rgb(points),
+            "category": asset.category_index, "color": asset.color_index}
+
+
+def asset_captions(seed: int, n: int, split: str = "train") -> list[str]:
+    """n captions of the asset of `seed` (deterministic)."""
+    import numpy as np
+    from ..data import captions
+    from ..data.shapes import make_asset
+    rng = np.random.default_rng([seed, 11])
+    asset = make_asset(seed)
+    return [captions.captions(asset, rng, split=split)[0] for _ in range(n)]
+
+
+def _one_asset(job):
+    torch.set_num_threads(1)   # small ops: threads cost more than they give; use processes
+    return make_training_asset(*job)
+
+
 def build_asset_store(seeds, n_views: int = 4, res: int = 64, n_points: int = 4096,
-                      captions_per_asset: int = 4, log_every: int = 100) -> Store:
-    from ..data.dataset import make_example
-    cols: dict[str, list] = {k: [] for k in ("views", "points", "sdf", "rgb", "category",
-                                             "color")}
-    captions, t0 = [], time.time()
-    for i, seed in enumerate(seeds):
-        ex = make_example(int(seed), n_views=n_views, res=res, n_points=n_points,
-                          n_captions=captions_per_asset)
-        cols["views"].append(ex["views"].half())                            # (V, 10, H, W)
-        cols["points"].append(ex["points"].float())                         # (P, 3)
-        cols["sdf"].append(ex["sdf"].float())                               # (P,)
-        cols["rgb"].append(ex["rgb"].half())                                # (P, 3)
-        cols["category"].append(int(ex["category"]))
-        cols["color"].append(int(ex["color"]))
-        captions.append(list(ex["captions"]))
-        if log_every and (i + 1) % log_every == 0:
-            print(f"assets {i + 1}/{len(seeds)} ({time.time() - t0:.0f}s)", file=sys.stderr,
-                  flush=True)
+                      workers: int = 2, log_every: int = 100) -> Store:
+    import multiprocessing as mp
+    cols: dict[str, list] = {k: [] for k in ("views", "albedo", "points", "sdf", "rgb",
+                                             "category", "color")}
+    jobs = [(int(s), n_views, res, n_points) for s in seeds]
+    t0 = time.time()
+    with mp.get_context("fork").Pool(workers) as pool:
+        for i, ex in enumerate(pool.imap(_one_asset, jobs, chunksize=4)):
+            for key in cols:
+                value = ex[key]
+                cols[key].append(value.half() if key in ("views", "albedo", "rgb") else value)
+            if log_every and (i + 1) % log_every == 0:
+                print(f"assets {i + 1}/{len(jobs)} ({time.time() - t0:.0f}s)",
+                      file=sys.stderr, flush=True)
     tensors = {k: torch.stack(v) if torch.is_tensor(v[0]) else torch.tensor(v)
                for k, v in cols.items()}
-    return Store(tensors, {"seeds": [int(s) for s in seeds], "captions": captions})
+    return Store(tensors, {"seeds": [int(s) for s in seeds]})
 
 
 def reference_view(view_10xhxw: torch.Tensor, size: int) -> torch.Tensor:
@@ -50,7 +93,7 @@ def reference_view(view_10xhxw: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
-                       image_view: int = 0) -> Store:
+                       image_view: int = 0, captions_per_asset: int = 4) -> Store:
     """Encoder means of every asset + caption token states + an image-condition view."""
     cfg = model.cfg
     latents, images = [], []
@@ -61,9 +104,8 @@ def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
         images += [reference_view(v[image_view], cfg.cond.image_size) for v in views]
     latent = torch.cat(latents)
     shift, scale = latent.mean().item(), 1.0 / latent.std().item()
-    caps = assets.info["captions"]
-    k = min(len(c) for c in caps)
-    flat = [c[j] for c in caps for j in range(k)]
+    k = captions_per_asset
+    flat = [c for seed in assets.info["seeds"] for c in asset_captions(seed, k)]
     toks, masks, pooled = [], [], []
     for start in range(0, len(flat), 256):
         t, m, p = text_encoder(flat[start:start + 256])

@@ -29,6 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--points", type=int, default=4096)
+    p.add_argument("--workers", type=int, default=2, help="processes that render assets")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=16, help="global batch")
     p.add_argument("--lr", type=float, default=3e-4)
@@ -46,7 +47,8 @@ def main(args) -> int:
     if args.stage == "data":
         from .cache import build_asset_store
         seeds = range(args.first_seed, args.first_seed + args.assets)
-        build_asset_store(seeds, args.views, args.res, args.points).save(args.out)
+        build_asset_store(seeds, args.views, args.res, args.points,
+                          workers=args.workers).save(args.out)
         return 0
     if args.stage == "latents":
         return _latents(args)

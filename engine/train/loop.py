@@ -76,7 +76,7 @@ def _batch_fn(stage: str, store: Store, d, gen):
 
         def make(idx):
             n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
-            batch = store.batch(rank_slice(idx, d), d.device, ["views", "points", "sdf", "rgb"])
+            batch = store.batch(rank_slice(idx, d), d.device, ["views", "albedo", "points", "sdf", "rgb"])
             return {k: v.float() for k, v in batch.items()}, {"gen": gen, "n_views": n_views}
         return make
 

@@ -49,7 +49,8 @@ def pick_rays(views, count: int, gen: torch.Generator):
 
 
 def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n_views: int):
-    """batch: views (B, V, 10, H, W), points (B, N, 3), sdf (B, N), rgb (B, N, 3)."""
+    """batch: views (B, V, 10, H, W), albedo (B, V, 3, H, W), points (B, N, 3), sdf (B, N),
+    rgb (B, N, 3)."""
     views = batch["views"]
     z, mean, logvar = vae.encode(views[:, :n_views], generator=gen)
     planes = vae.decoder(z)
@@ -58,7 +59,8 @@ def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n
     l_sdf = F.l1_loss(sdf.clamp(-c, c), batch["sdf"].clamp(-c, c))
     near = (batch["sdf"].abs() < w.surface_band).float()[..., None]
     l_rgb = ((rgb - batch["rgb"]).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
-    origins, dirs, ray_rgb, ray_alpha = pick_rays(views, w.rays, gen)
+    targets = torch.cat([batch["albedo"], views[:, :, 3:]], dim=2)          # (B, V, 10, H, W)
+    origins, dirs, ray_rgb, ray_alpha = pick_rays(targets, w.rays, gen)
     color, alpha, _ = render_rays(lambda p: vae.field(planes, p), origins, dirs,
                                   samples=w.ray_samples, generator=gen)
     l_render_rgb = F.l1_loss(color, ray_rgb)

@@ -20,17 +20,24 @@ STATE = {"draws": {}, "errors": [], "ticks": 0, "category": None, "blender": bpy
 
 
 def count_draws(panel_classes) -> None:
+    """Wrap each panel's draw (re-registering: Blender 3.4 crashes if a registered
+    panel's draw is swapped in place)."""
+    for cls in reversed(panel_classes):
+        bpy.utils.unregister_class(cls)
     for cls in panel_classes:
-        original = cls.draw
+        cls.draw = counted(cls.draw, cls.__name__)
+        bpy.utils.register_class(cls)
 
-        def draw(self, context, _original=original, _name=cls.__name__):
-            STATE["draws"][_name] = STATE["draws"].get(_name, 0) + 1
-            try:
-                _original(self, context)
-            except Exception:
-                STATE["errors"].append(traceback.format_exc())
-                raise
-        cls.draw = draw
+
+def counted(original, name):
+    def draw(self, context):
+        STATE["draws"][name] = STATE["draws"].get(name, 0) + 1
+        try:
+            original(self, context)
+        except Exception:
+            STATE["errors"].append(traceback.format_exc())
+            raise
+    return draw
 
 
 def view3d():
@@ -72,6 +79,17 @@ def simulate(window, area, kind, down=None, **keys) -> None:
     window.event_simulate(type=kind, value='RELEASE', x=x, y=y, **keys)
 
 
+def widen_sidebar(window, area, pixels: int) -> None:
+    """Drag the sidebar's left edge outwards so labels are not cut short."""
+    region = next(r for r in area.regions if r.type == 'UI')
+    x, y = region.x + 2, region.y + region.height // 2
+    window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=x, y=y)
+    window.event_simulate(type='LEFTMOUSE', value='PRESS', x=x, y=y)
+    for step in range(1, 6):
+        window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=x - pixels * step // 5, y=y)
+    window.event_simulate(type='LEFTMOUSE', value='RELEASE', x=x - pixels, y=y)
+
+
 def tick():
     """Close the splash, bring the Kiln tab forward, let it draw, then screenshot."""
     STATE["ticks"] += 1
@@ -82,10 +100,12 @@ def tick():
         can_simulate = hasattr(window, "event_simulate")
         if STATE["ticks"] == 1 and can_simulate:
             simulate(window, area, 'ESC')             # the first-run splash
+        elif STATE["ticks"] == 2 and can_simulate:
+            widen_sidebar(window, area, 110)
         elif not drawn and can_simulate and STATE["category"] != "Kiln":
             # Blender 3.x has no API for the sidebar tab: click down the tab strip
             # until the Kiln tab is the one drawn.
-            simulate(window, area, 'LEFTMOUSE', down=10 + 14 * (STATE["ticks"] - 2))
+            simulate(window, area, 'LEFTMOUSE', down=10 + 14 * (STATE["ticks"] - 3))
         if (drawn >= 3 and STATE["ticks"] > 3) or STATE["ticks"] >= 40:
             return finish(window, area)
         area.tag_redraw()

@@ -29,6 +29,12 @@ def install(bpy, args: dict) -> dict:
     """Install + enable the zip, point Kiln at the test model and output folder."""
     done = bpy.ops.extensions.package_install_files(
         filepath=args["zip"], repo="user_default", enable_on_install=True)
+    configure(bpy, args)
+    return {"install": sorted(done), "enabled": PKG in bpy.context.preferences.addons}
+
+
+def configure(bpy, args: dict) -> None:
+    """Preferences (reset by Blender when an add-on is disabled) and panel settings."""
     prefs = bpy.context.preferences.addons[PKG].preferences
     prefs.model_source = 'FOLDER'
     prefs.model_folder = args["model"]
@@ -42,7 +48,6 @@ def install(bpy, args: dict) -> dict:
     props.resolution = args.get("resolution", 48)
     props.texture = '256'
     props.target_size = 2.0
-    return {"install": sorted(done), "enabled": PKG in bpy.context.preferences.addons}
 
 
 def image_feeds(socket) -> bool:
@@ -63,7 +68,7 @@ def describe(obj) -> dict:
     mesh = obj.data
     mat = obj.active_material
     bsdf = None
-    if mat is not None and mat.use_nodes:
+    if mat is not None and mat.node_tree is not None:
         bsdf = next((n for n in mat.node_tree.nodes if n.type == 'BSDF_PRINCIPLED'), None)
     return {
         "name": obj.name, "type": obj.type,
@@ -147,6 +152,7 @@ def scenario_background(bpy, args: dict) -> dict:
     bpy.ops.ed.undo()
     res["objects_after_undo"] = len(bpy.data.objects) - n_before
     res["kiln_after_undo"] = len(kiln_objects(bpy))
+    scene = bpy.context.scene                      # undo replaced the scene's data
 
     scene.cursor.location = (0.0, 0.0, 0.0)
     scene.kiln.variations = 3
@@ -178,6 +184,7 @@ def scenario_background(bpy, args: dict) -> dict:
     bpy.ops.preferences.addon_disable(module=PKG)
     res["pid1"], res["pid1_alive_after_disable"] = pid1, alive(pid1)
     bpy.ops.preferences.addon_enable(module=PKG)
+    configure(bpy, args)
     res["generate_after_enable"] = call(kiln.generate)
     pid2 = engine_pid()
     bpy.ops.preferences.addon_disable(module=PKG)
@@ -217,6 +224,7 @@ def scenario_interactive(bpy, args: dict) -> dict:
     session.EXTRA_ARGS[:] = ["--test-step-delay", str(args.get("step_delay", 0.1))]
     S = session.SESSION
     n_before = len(bpy.data.objects)
+    bpy.ops.ed.undo_push(message="before Kiln")   # a real window has its file-load step
 
     t0 = time.perf_counter()
     res["generate"] = call(bpy.ops.kiln.generate)

@@ -1,0 +1,93 @@
+"""`python -m engine eval --model kiln-mini [--json] [--quick] [--prompts N]`.
+
+stdout: the figures as JSON (--json) or a readable table; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--quick", action="store_true", help="tiny counts (a smoke test, not figures)")
+    p.add_argument("--prompts", type=int, default=None, help="text-faithfulness prompts (200)")
+    p.add_argument("--vae", type=int, default=None, help="held-out assets for the VAE section")
+    p.add_argument("--per-category", type=int, default=None,
+                   help="generated shapes and references per category")
+    p.add_argument("--unseen", type=int, default=None, help="prompts in held-out phrasing")
+    p.add_argument("--images", type=int, default=None, help="image-to-3D assets")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (model default)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+class StderrProgress:
+    """One line per stage change and every few items, on stderr."""
+
+    def __init__(self, every_s: float = 5.0):
+        self.stage, self.last, self.every_s, self.t0 = None, 0.0, every_s, time.perf_counter()
+
+    def __call__(self, stage: str, i: int, total: int) -> None:
+        now = time.perf_counter()
+        if stage != self.stage or now - self.last >= self.every_s:
+            print(f"[eval {now - self.t0:6.0f}s] {stage} {i + 1}/{total}", file=sys.stderr,
+                  flush=True)
+            self.stage, self.last = stage, now
+
+
+def main(args) -> int:
+    from ..errors import KilnError
+    from .run import evaluate
+    try:
+        result = evaluate(args.model, n_vae=args.vae, n_gen_per_category=args.per_category,
+                          n_prompts=args.prompts, n_unseen=args.unseen, n_image=args.images,
+                          quick=args.quick, device=args.device, steps=args.steps,
+                          progress=StderrProgress())
+    except KilnError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def format_table(r: dict) -> str:
+    v, g, t, im, tm = r["vae"], r["generation"], r["text"], r["image"], r["timings"]
+    lines = [f"Kiln evaluation: model {r['model']} on {r['device']}"
+             f"{' (quick: smoke counts, not figures)' if r['quick'] else ''}", ""]
+    rows = [
+        ("VAE", f"{v['n']} held-out assets, 4 input views"),
+        ("  novel-view PSNR (dB)", f"{v['psnr_novel']:.2f}"),
+        ("  Chamfer-L1", f"{v['chamfer_l1']:.4f}"),
+        ("  normal consistency", f"{v['normal_consistency']:.3f}"),
+        ("  Chamfer-L1, 1 view", f"{v['chamfer_l1_1view']:.4f}"),
+        ("Generation", f"{g['k']} shapes vs {g['k']} references per category"),
+        ("  COV (%)", f"{g['cov']:.1f}"),
+        ("  MMD (CD)", f"{g['mmd_cd']:.5f}"),
+        ("  1-NNA (%)", f"{g['one_nna']:.1f}"),
+        ("Text", f"{t['n']} prompts ({t['color_n']} naming a colour)"),
+        ("  category accuracy (%)", f"{t['category_accuracy']:.1f}"),
+        ("  colour accuracy (%)", f"{t['color_accuracy']:.1f}"),
+        ("  unseen phrasing: category (%)", f"{t['unseen_category_accuracy']:.1f}"
+                                          f"  ({t['unseen_n']} prompts)"),
+        ("  unseen phrasing: colour (%)", f"{t['unseen_color_accuracy']:.1f}"),
+        ("  colour ceiling (true assets, %)", f"{t['reference_color_accuracy']:.1f}"),
+        ("Image to 3D", f"{im['n']} held-out views"),
+        ("  Chamfer-L1", f"{im['chamfer_l1']:.4f}"),
+        ("Time", f"{tm['total']:.0f} s total, {tm['generations']} generations, "
+                 f"median {tm['per_generation_median']:.2f} s each"),
+    ]
+    width = max(len(a) for a, _ in rows)
+    lines += [f"{a:<{width}}  {b}" for a, b in rows]
+    lines += ["", "Per category (COV % / MMD / 1-NNA %):"]
+    for cat, m in g["per_category"].items():
+        lines.append(f"  {cat:<10} {m['cov']:5.1f}  {m['mmd_cd']:.5f}  {m['one_nna']:5.1f}")
+    lines += ["", "Targets (issue 3):"]
+    for name, item in r["targets"].items():
+        lines.append(f"  {'met ' if item['met'] else 'MISS'}  {name}  (got {item['value']:.2f})")
+    if r.get("empty_meshes"):
+        lines.append(f"\n{r['empty_meshes']} generated/decoded meshes were empty "
+                     "(scored as a point at the origin).")
+    return "\n".join(lines)

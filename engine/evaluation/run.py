@@ -1,0 +1,417 @@
+"""`evaluate(model)`: Kiln's quality figures on held-out procedural assets.
+
+Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); each role
+draws from its own seed block, so no asset serves two roles. Sections:
+
+- vae: render 4 input views (as the training data does) + 2 novel views of an asset;
+  encode (latent mean) -> decode -> sphere-trace the decoded field at the novel views ->
+  PSNR against the true render; extract its mesh -> Chamfer-L1 and normal consistency
+  against the true surface (and Chamfer-L1 from 1 input view only).
+- generation: per category, k shapes generated from the captions of k held-out reference
+  assets of that category, against those k references: COV, MMD (PointFlow CD) and 1-NNA
+  on `points` surface points; per category and the mean over categories.
+- text: over `n_prompts` prompts (the generation set plus more held-out captions):
+  category accuracy (the category of the generated shape's nearest reference by CD among
+  all references) and colour accuracy (dominant vertex colour == the prompt's main
+  colour, over prompts that name it); the same on captions in the held-out phrasing
+  (`captions(..., split="heldout")`). `reference_color_accuracy` is the ceiling: the
+  dominant colour of the true assets' own surfaces.
+- image: pipe.image_to_3d on one rendered view of a held-out asset -> Chamfer-L1.
+
+Generation runs at low settings (grid 64, vertex colours), the model's default steps.
+Metric definitions: engine/evaluation/metrics.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import metrics as M
+
+# Seed blocks above HELDOUT_SEED_BASE, one per role.
+ROLE_OFFSETS = {"vae": 0, "reference": 1_000_000, "prompt": 2_000_000,
+                "unseen": 3_000_000, "image": 4_000_000}
+
+# Issue 3 targets for kiln-mini: (key path, comparison, value).
+TARGETS = [
+    (("vae", "psnr_novel"), ">=", 26.0),
+    (("text", "category_accuracy"), ">=", 90.0),
+    (("text", "color_accuracy"), ">=", 90.0),
+    (("generation", "cov"), ">=", 45.0),
+    (("generation", "one_nna"), "<=", 70.0),
+    (("text", "unseen_category_accuracy"), ">=", 75.0),
+    (("text", "unseen_color_accuracy"), ">=", 75.0),
+]
+
+INPUT_VIEWS = 4
+FOV_DEG = 40.0
+NOVEL_CAMERAS = ((45.0, 35.0), (225.0, 5.0))      # (azimuth, elevation), between the inputs
+TRACE_STEP = 0.05           # largest sphere-tracing step on a learned (not exact) SDF
+
+
+@dataclass
+class EvalSettings:
+    n_vae: int = 24
+    n_gen_per_category: int = 6
+    n_prompts: int = 200
+    n_unseen: int = 48
+    n_image: int = 24
+    points: int = 2048            # surface points per shape (PointFlow uses 2048)
+    ref_resolution: int = 64      # marching-cubes grid for true asset surfaces
+    gen_resolution: int = 64      # extraction grid for generated / decoded shapes
+    render_res: int = 64          # view resolution (the training resolution)
+    steps: int | None = None      # sampling steps (None: the model's default)
+    categories: list = field(default_factory=list)   # empty: all categories
+
+    @classmethod
+    def quick(cls) -> "EvalSettings":
+        """Tiny counts for tests and smoke runs (seconds on a tiny model)."""
+        return cls(n_vae=1, n_gen_per_category=2, n_prompts=5, n_unseen=2, n_image=1,
+                   points=128, ref_resolution=24, gen_resolution=24, render_res=24,
+                   categories=["chair", "mug"])
+
+
+# ----------------------------------------------------------------------------- surface cache
+
+def default_cache_dir() -> Path | None:
+    """$KILN_EVAL_CACHE (empty: no cache), else ~/.cache/kiln/eval."""
+    env = os.environ.get("KILN_EVAL_CACHE")
+    if env is not None:
+        return Path(env).expanduser() if env.strip() else None
+    return Path.home() / ".cache" / "kiln" / "eval"
+
+
+def data_version() -> str:
+    """Hash of the procedural generator and of the sampler: cached surfaces of an older
+    generator are never reused."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1()
+    for rel in ("data/shapes.py", "data/sdf.py", "data/palette.py", "evaluation/metrics.py",
+                "geometry/extract.py"):
+        path = root / rel
+        h.update(path.read_bytes() if path.exists() else rel.encode())
+    return h.hexdigest()[:12]
+
+
+class SurfaceCache:
+    """True asset surfaces (points, normals, colours) on disk, keyed by seed, category,
+    point count, grid resolution and data_version(): references are deterministic, and
+    meshing them is the slowest part of a re-run."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.version = data_version() if folder is not None else ""
+
+    def get(self, asset, points: int, resolution: int) -> M.SurfaceSample:
+        seed = asset.seed % 100_000
+        if self.folder is None:
+            return M.asset_surface(asset, points, seed=seed, resolution=resolution)
+        path = self.folder / f"{asset.seed}-{asset.category}-{points}-{resolution}-{self.version}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                return M.SurfaceSample(z["points"], z["normals"], z["face"], z["bary"], z["colors"])
+        sample = M.asset_surface(asset, points, seed=seed, resolution=resolution)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, points=sample.points_nx3, normals=sample.normals_nx3,
+                 face=sample.face_n, bary=sample.bary_nx3, colors=sample.colors_nx3)
+        tmp.replace(path)
+        return sample
+
+
+# ----------------------------------------------------------------------------- held-out data
+
+def heldout_seed(role: str, index: int) -> int:
+    from ..train.cli import HELDOUT_SEED_BASE
+    return HELDOUT_SEED_BASE + ROLE_OFFSETS[role] + int(index)
+
+
+def heldout_asset(role: str, index: int, category: str | None = None):
+    from ..data import make_asset
+    return make_asset(heldout_seed(role, index), category=category)
+
+
+def caption_for(asset, split: str = "train") -> str:
+    """One caption of an asset, deterministic per asset seed and split."""
+    from ..data.captions import captions
+    rng = np.random.default_rng([asset.seed, 7, 0 if split == "train" else 1])
+    caps = captions(asset, rng, split=split)
+    return caps if isinstance(caps, str) else caps[0]
+
+
+def names_color(caption: str, color: str) -> bool:
+    """Whether a caption names `color` (its base name or any synonym)."""
+    from ..data import palette as pal
+    words = [color] + pal.COLOR_SYNONYMS_TRAIN.get(color, []) + pal.COLOR_SYNONYMS_HELDOUT.get(color, [])
+    text = f" {caption.lower()} "
+    return any(f" {w} " in text or f" {w}," in text or f" {w}." in text for w in words)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def input_cameras(n: int = INPUT_VIEWS) -> torch.Tensor:
+    """The training data's orbit cameras: (n, 4, 4)."""
+    from ..render import orbit_cameras
+    return orbit_cameras(n, fov_deg=FOV_DEG)
+
+
+def novel_cameras() -> torch.Tensor:
+    from ..render import orbit_cameras
+    az, el = zip(*NOVEL_CAMERAS)
+    return orbit_cameras(len(az), azimuth_deg=list(az), elevation_deg=list(el), fov_deg=FOV_DEG)
+
+
+def render_views(sdf_fn, rgb_fn, c2w: torch.Tensor, res: int) -> tuple[torch.Tensor, dict]:
+    """Views as the VAE encoder reads them: (V, 10, H, W) = RGB on white, alpha, Plücker
+    rays; and the raw render dict."""
+    from ..render import plucker, render
+    out = render(sdf_fn, rgb_fn, c2w, fov_deg=FOV_DEG, res=res)
+    rays = plucker(*out["rays"])                                             # (V, H, W, 6)
+    views = torch.cat([out["rgb"], out["alpha"][..., None], rays], dim=-1)   # (V, H, W, 10)
+    return views.permute(0, 3, 1, 2).contiguous(), out
+
+
+def capped(sdf_fn, step: float = TRACE_STEP):
+    """A learned SDF with its values capped, so sphere tracing takes bounded steps."""
+    return lambda p: sdf_fn(p).clamp(max=step)
+
+
+# ----------------------------------------------------------------------------- sections
+
+class Evaluator:
+    def __init__(self, pipe, settings: EvalSettings, report, cache: SurfaceCache):
+        from ..data import CATEGORIES
+        self.pipe = pipe
+        self.cache = cache
+        self.s = settings
+        self.report = report
+        self.categories = list(settings.categories) or list(CATEGORIES)
+        self.gen_seconds: list[float] = []
+        self.empty_meshes = 0
+
+    # ---- helpers
+    def true_surface(self, asset) -> M.SurfaceSample:
+        return self.cache.get(asset, self.s.points, self.s.ref_resolution)
+
+    def cloud(self, mesh, seed: int = 0) -> M.SurfaceSample | None:
+        try:
+            return M.sample_surface(mesh, self.s.points, seed)
+        except ValueError:
+            self.empty_meshes += 1
+            return None
+
+    def empty_cloud(self) -> np.ndarray:
+        return np.zeros((self.s.points, 3), np.float32)
+
+    def generate(self, prompt: str, seed: int):
+        t0 = time.perf_counter()
+        res = self.pipe.text_to_3d(prompt, seed=seed, steps=self.s.steps,
+                                   resolution=self.s.gen_resolution, texture_mode="vertex")
+        self.gen_seconds.append(time.perf_counter() - t0)
+        return res.mesh
+
+    def decode_fields(self, views_vx10xhxw: torch.Tensor):
+        """Encode views (latent mean, no sampling) -> decode -> (sdf_fn, rgb_fn)."""
+        vae = self.pipe.model.vae
+        with torch.inference_mode():
+            _, mean, _ = vae.encode(views_vx10xhxw[None].to(self.pipe.device))
+            planes = vae.decoder(mean)
+        return self.pipe.field_fns(planes)
+
+    # ---- VAE
+    def vae(self) -> dict:
+        from ..geometry.extract import extract_surface
+        rows = {"psnr_novel": [], "chamfer_l1": [], "normal_consistency": [], "chamfer_l1_1view": []}
+        cams_in, cams_novel = input_cameras(), novel_cameras()
+        size = self.pipe.model.vae.cfg.image_size          # input views at the encoder's size
+        for i in range(self.s.n_vae):
+            self.report("vae", i, self.s.n_vae)
+            asset = heldout_asset("vae", i)
+            views, _ = render_views(asset.sdf, asset.rgb, cams_in, size)
+            _, truth = render_views(asset.sdf, asset.rgb, cams_novel, self.s.render_res)
+            true = self.true_surface(asset)
+            for key, used in (("chamfer_l1", INPUT_VIEWS), ("chamfer_l1_1view", 1)):
+                sdf_fn, rgb_fn = self.decode_fields(views[:used])
+                mesh = extract_surface(sdf_fn, resolution=self.s.gen_resolution)
+                got = self.cloud(mesh)
+                pts = got.points_nx3 if got is not None else self.empty_cloud()
+                rows[key].append(M.chamfer_l1(pts, true.points_nx3))
+                if used == INPUT_VIEWS:
+                    rows["normal_consistency"].append(0.0 if got is None else M.normal_consistency(
+                        got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3))
+                    _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, self.s.render_res)
+                    rows["psnr_novel"].append(M.psnr(pred["rgb"], truth["rgb"]))
+        out = {k: _mean(v) for k, v in rows.items()}
+        out["n"] = self.s.n_vae
+        return out
+
+    # ---- references, generation, text
+    def references(self) -> dict:
+        """{category: (assets, CloudSet)} of k held-out references per category."""
+        k, refs = self.s.n_gen_per_category, {}
+        colors_ok = []
+        for ci, cat in enumerate(self.categories):
+            self.report("references", ci, len(self.categories))
+            assets = [heldout_asset("reference", ci * 1000 + j, cat) for j in range(k)]
+            samples = [self.true_surface(a) for a in assets]
+            colors_ok += [M.dominant_color(s.colors_nx3) == a.main_color
+                          for a, s in zip(assets, samples)]
+            refs[cat] = (assets, M.CloudSet([s.points_nx3 for s in samples]))
+        self.reference_color_accuracy = 100.0 * float(np.mean(colors_ok))
+        return refs
+
+    def prompt_set(self, refs: dict) -> list[tuple[str, str, str, int]]:
+        """(prompt, category, colour, generation seed): the references' captions first
+        (the generation set), then more held-out captions round-robin over categories."""
+        items = []
+        for cat in self.categories:
+            for a in refs[cat][0]:
+                items.append((caption_for(a), cat, a.main_color, a.seed))
+        i = 0
+        while len(items) < self.s.n_prompts:
+            cat = self.categories[i % len(self.categories)]
+            a = heldout_asset("prompt", i, cat)
+            items.append((caption_for(a), cat, a.main_color, a.seed))
+            i += 1
+        return items
+
+    def unseen_set(self) -> list[tuple[str, str, str, int]]:
+        items = []
+        for i in range(self.s.n_unseen):
+            cat = self.categories[i % len(self.categories)]
+            a = heldout_asset("unseen", i, cat)
+            items.append((caption_for(a, "heldout"), cat, a.main_color, a.seed))
+        return items
+
+    def run_prompts(self, items, stage: str):
+        """Generate every prompt -> (clouds (list of arrays), dominant colours)."""
+        clouds, colors = [], []
+        for i, (prompt, _, _, seed) in enumerate(items):
+            self.report(stage, i, len(items))
+            mesh = self.generate(prompt, seed=seed % 100_000)
+            got = self.cloud(mesh, seed=i)
+            clouds.append(got.points_nx3 if got is not None else self.empty_cloud())
+            colors.append(None if got is None or got.colors_nx3 is None
+                          else M.dominant_color(got.colors_nx3))
+        return clouds, colors
+
+    def faithfulness(self, items, clouds, colors, refs, all_refs, ref_cats) -> dict:
+        idx, _ = M.nearest_reference(clouds, all_refs)
+        cat_ok = [ref_cats[j] == it[1] for j, it in zip(idx, items)]
+        col_ok = [c == it[2] for c, it in zip(colors, items) if names_color(it[0], it[2])]
+        return {"category_accuracy": 100.0 * _mean(cat_ok),
+                "color_accuracy": 100.0 * _mean(col_ok) if col_ok else 0.0,
+                "n": len(items), "color_n": len(col_ok)}
+
+    def generation_and_text(self) -> tuple[dict, dict]:
+        refs = self.references()
+        ref_cats = [c for c in self.categories for _ in range(len(refs[c][0]))]
+        all_refs = M.CloudSet([p for c in self.categories for p in refs[c][1].clouds])
+        items = self.prompt_set(refs)
+        clouds, colors = self.run_prompts(items, "text")
+        k = self.s.n_gen_per_category
+        per_cat, start = {}, 0
+        for cat in self.categories:
+            per_cat[cat] = M.generation_metrics(clouds[start:start + k], refs[cat][1])
+            start += k
+        gen = {key: _mean([v[key] for v in per_cat.values()]) for key in ("cov", "mmd_cd", "one_nna")}
+        gen.update(k=k, per_category=per_cat)
+        text = self.faithfulness(items, clouds, colors, refs, all_refs, ref_cats)
+        unseen_items = self.unseen_set()
+        u_clouds, u_colors = self.run_prompts(unseen_items, "unseen")
+        unseen = self.faithfulness(unseen_items, u_clouds, u_colors, refs, all_refs, ref_cats)
+        text.update(unseen_category_accuracy=unseen["category_accuracy"],
+                    unseen_color_accuracy=unseen["color_accuracy"], unseen_n=unseen["n"],
+                    unseen_color_n=unseen["color_n"],
+                    reference_color_accuracy=self.reference_color_accuracy,
+                    examples=[it[0] for it in items[:3]] + [it[0] for it in unseen_items[:3]])
+        return gen, text
+
+    # ---- image to 3D
+    def image(self) -> dict:
+        cams = input_cameras()
+        scores = []
+        for i in range(self.s.n_image):
+            self.report("image", i, self.s.n_image)
+            asset = heldout_asset("image", i)
+            _, out = render_views(asset.sdf, asset.rgb, cams[:1], self.s.render_res)
+            rgba = torch.cat([out["rgb"][0], out["alpha"][0][..., None]], -1).numpy()
+            t0 = time.perf_counter()
+            mesh = self.pipe.image_to_3d(rgba, seed=i, steps=self.s.steps,
+                                         resolution=self.s.gen_resolution,
+                                         texture_mode="vertex").mesh
+            self.gen_seconds.append(time.perf_counter() - t0)
+            got = self.cloud(mesh)
+            pts = got.points_nx3 if got is not None else self.empty_cloud()
+            scores.append(M.chamfer_l1(pts, self.true_surface(asset).points_nx3))
+        return {"chamfer_l1": _mean(scores), "n": self.s.n_image}
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return float(np.mean(values)) if values else 0.0
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
+             n_gen_per_category: int | None = None, n_prompts: int | None = None,
+             n_unseen: int | None = None, n_image: int | None = None, quick: bool = False,
+             device: str = "auto", steps: int | None = None, categories=None,
+             progress=None, cache_dir: Path | str | None = "default") -> dict:
+    """All evaluation figures for a model (name, folder or hub id) as a JSON-ready dict.
+    `quick` starts from EvalSettings.quick() (tiny counts); explicit counts override.
+    progress(stage, i, total) is called as work advances. True surfaces are cached in
+    `cache_dir` (default: default_cache_dir(); None: no cache; quick runs: no cache)."""
+    from ..pipeline import Pipeline
+    s = EvalSettings.quick() if quick else EvalSettings()
+    for name, value in (("n_vae", n_vae), ("n_gen_per_category", n_gen_per_category),
+                        ("n_prompts", n_prompts), ("n_unseen", n_unseen), ("n_image", n_image),
+                        ("steps", steps), ("categories", categories)):
+        if value is not None:
+            setattr(s, name, list(value) if name == "categories" else value)
+    report = progress or (lambda stage, i, total: None)
+    t_all = time.perf_counter()
+    pipe = Pipeline.from_pretrained(model_name, device=device)
+    pipe.warm_up()
+    if cache_dir == "default":
+        cache_dir = None if quick else default_cache_dir()
+    ev = Evaluator(pipe, s, report, SurfaceCache(Path(cache_dir) if cache_dir else None))
+    timings, result = {}, {}
+    t0 = time.perf_counter()
+    result["vae"] = ev.vae()
+    timings["vae"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result["generation"], result["text"] = ev.generation_and_text()
+    timings["generation_and_text"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result["image"] = ev.image()
+    timings["image"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+    timings["per_generation_median"] = statistics.median(ev.gen_seconds) if ev.gen_seconds else 0.0
+    timings["generations"] = len(ev.gen_seconds)
+    result.update(model=pipe.name, device=str(pipe.device), quick=bool(quick),
+                  settings=asdict(s), empty_meshes=ev.empty_meshes, timings=timings,
+                  targets=check_targets(result))
+    return result
+
+
+def check_targets(result: dict) -> dict:
+    """{"vae.psnr_novel >= 26": {"value": .., "met": bool}, ...}"""
+    out = {}
+    for path, op, target in TARGETS:
+        value = result
+        for key in path:
+            value = value.get(key, math.nan) if isinstance(value, dict) else math.nan
+        met = value >= target if op == ">=" else value <= target
+        out[f"{'.'.join(path)} {op} {target:g}"] = {"value": value, "met": bool(met)}
+    return out

@@ -1,0 +1,100 @@
+"""Background Blender (bpy 5.0.1): install the zip, generate, undo, variations, lifecycle.
+
+One scenario process (scenarios.py background) does the work; each test checks one fact.
+"""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def seen(run_scenario):
+    return run_scenario("background")
+
+
+def test_install_and_enable(seen):
+    assert seen["install"] == ["FINISHED"]
+    assert seen["enabled"]
+
+
+def test_poll_refuses_empty_prompt(seen):
+    assert seen["poll_empty_prompt"] is False
+    assert seen["poll_with_prompt"] is True
+
+
+def test_setup_engine_refused_offline_with_a_reason(seen):
+    # bpy in background mode has online access off: no download, a clear sentence.
+    assert "Online access is off" in seen["setup_offline"]
+
+
+def test_generate_makes_a_textured_object(seen):
+    assert seen["generate"] == ["FINISHED"]
+    obj = seen["object"]
+    assert obj and obj["type"] == "MESH"
+    assert obj["faces"] > 100 and obj["uv_layers"] >= 1
+    assert obj["base_color_from_image"], "Base Color is not fed by an Image Texture"
+    assert obj["collections"] == ["Kiln"]
+    assert obj["smooth"] is True
+
+
+def test_generate_places_and_scales(seen):
+    obj = seen["object"]
+    assert obj["location"] == pytest.approx([1.0, 2.0, 0.0])           # the 3D cursor
+    assert max(obj["dimensions"]) == pytest.approx(2.0, rel=1e-3)      # target size
+
+
+def test_generate_stores_its_settings(seen):
+    props = seen["object"]["props"]
+    assert props["kiln_prompt"] == "a red chair"
+    assert props["kiln_seed"] == 7
+    assert props["kiln_model"]
+    settings = json.loads(props["kiln_settings"])
+    assert settings["params"]["seed"] == 7 and settings["params"]["steps"] == 4
+    assert settings["target_size"] == 2.0
+
+
+def test_undo_removes_the_import(seen):
+    assert seen["objects_after_generate"] == 1
+    assert seen["objects_after_undo"] == 0
+    assert seen["kiln_after_undo"] == 0
+
+
+def test_variations_make_distinct_seeds_in_a_row(seen):
+    assert seen["variations"] == ["FINISHED"]
+    objs = seen["variation_objects"]
+    assert len(objs) == 3
+    seeds = [o["props"]["kiln_seed"] for o in objs]
+    assert seeds == [7, 8, 9]
+    for obj in objs:
+        assert obj["name"].endswith(f"_s{obj['props']['kiln_seed']}")
+    xs = [o["location"][0] for o in objs]
+    assert xs[0] < xs[1] < xs[2]
+
+
+def test_regenerate_replaces_the_selected_object(seen):
+    assert seen["regenerate"] == ["FINISHED"]
+    new = seen["regenerated"]
+    assert new["props"]["kiln_prompt"] == "a blue chair"
+    assert new["props"]["kiln_seed"] == 7
+    assert new["location"] == pytest.approx(seen["regenerate_source"]["location"])
+    assert seen["source_still_there"] is False
+
+
+def test_history_lists_and_reimports(seen):
+    assert len(seen["history"]) >= 5
+    assert "a blue chair" in seen["history"][0]["title"]
+    assert seen["history_import"] == ["FINISHED"]
+    assert seen["history_import_added"] == 1
+
+
+def test_disable_and_enable_leave_no_engine_process(seen):
+    assert seen["pid1"] and seen["pid1_alive_after_disable"] is False
+    assert seen["generate_after_enable"] == ["FINISHED"]
+    assert seen["pid2"] and seen["pid2"] != seen["pid1"]
+    assert seen["pid2_alive_after_disable"] is False
+    assert seen["engines_left"] == []
+
+
+def test_scene_saves(seen):
+    assert seen["blend_saved"]

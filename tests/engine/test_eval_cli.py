@@ -1,0 +1,83 @@
+"""`python -m engine eval --quick` end to end on a random tiny model."""
+
+import json
+import math
+
+import pytest
+
+from engine import cli
+from engine.evaluation.cli import format_table
+
+
+@pytest.fixture(scope="module")
+def quick_run(tiny_model_dir):
+    """stdout and stderr of one in-process `eval --quick --json` run."""
+    capture = pytest.MonkeyPatch()
+    import io
+    import sys
+    out, err = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", out)
+    capture.setattr(sys, "stderr", err)
+    try:
+        code = cli.main(["eval", "--model", str(tiny_model_dir), "--quick", "--json",
+                         "--device", "cpu"])
+    finally:
+        capture.undo()
+    return code, out.getvalue(), err.getvalue()
+
+
+def leaves(tree, path=()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, path + (key,))
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from leaves(value, path + (i,))
+    else:
+        yield path, tree
+
+
+def test_quick_eval_prints_json_with_every_figure(quick_run):
+    code, stdout, stderr = quick_run
+    assert code == 0
+    result = json.loads(stdout)                       # stdout is JSON only
+    assert "vae" in stderr                            # progress went to stderr
+    expected = {
+        "vae": {"psnr_novel", "chamfer_l1", "normal_consistency", "chamfer_l1_1view", "n"},
+        "generation": {"cov", "mmd_cd", "one_nna", "k", "per_category"},
+        "text": {"category_accuracy", "color_accuracy", "n", "color_n",
+                 "unseen_category_accuracy", "unseen_color_accuracy",
+                 "reference_color_accuracy"},
+        "image": {"chamfer_l1", "n"},
+        "timings": {"vae", "generation_and_text", "image", "total", "per_generation_median"},
+    }
+    for section, keys in expected.items():
+        assert keys <= set(result[section]), section
+    assert set(result["generation"]["per_category"]) == {"chair", "mug"}
+    numbers = [(p, v) for p, v in leaves(result)
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    assert len(numbers) > 30
+    bad = [p for p, v in numbers if not math.isfinite(v)]
+    assert not bad, bad
+
+
+def test_quick_eval_figures_are_in_range(quick_run):
+    result = json.loads(quick_run[1])
+    v, g, t = result["vae"], result["generation"], result["text"]
+    assert 0.0 < v["psnr_novel"] <= 100.0
+    assert v["chamfer_l1"] > 0.0 and 0.0 <= v["normal_consistency"] <= 1.0
+    for m in [g] + list(g["per_category"].values()):
+        assert 0.0 <= m["cov"] <= 100.0 and 0.0 <= m["one_nna"] <= 100.0 and m["mmd_cd"] >= 0.0
+    for key in ("category_accuracy", "color_accuracy", "unseen_category_accuracy"):
+        assert 0.0 <= t[key] <= 100.0
+    assert t["n"] == 5 and t["unseen_n"] == 2
+    assert t["reference_color_accuracy"] >= 50.0      # true assets show their main colour
+    assert result["timings"]["generations"] == 5 + 2 + 1
+    assert len(result["targets"]) == 7
+
+
+def test_table_lists_figures_and_targets(quick_run):
+    table = format_table(json.loads(quick_run[1]))
+    for word in ("novel-view PSNR", "COV", "1-NNA", "category accuracy", "colour accuracy",
+                 "Image to 3D", "Targets", "chair", "mug"):
+        assert word in table
