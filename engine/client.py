@@ -16,7 +16,8 @@ also leaves the state "crashed".
 A daemon thread reads the engine's stdout into a queue; stderr goes straight to the
 log file. shutdown() asks politely, then terminates, then kills, so no orphan stays;
 an atexit hook does the same for clients still running when Python exits, and the
-engine itself exits when its stdin closes (the parent died).
+engine itself exits when its stdin closes (the parent died), after finishing the job
+it is running.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import atexit
 import itertools
 import os
 import queue
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -37,6 +40,7 @@ from .errors import BUSY, ENGINE_CRASHED, ENGINE_MISSING, TIMEOUT, KilnError
 
 STOPPED, STARTING, READY, BUSY_STATE, CRASHED = "stopped", "starting", "ready", "busy", \
     "crashed"
+_ERROR_WORDS = re.compile(r"Error|Exception|Fatal|Segmentation|Killed|out of memory")
 _EOF = object()  # the reader thread's last item: stdout closed
 _LIVE: "weakref.WeakSet[EngineClient]" = weakref.WeakSet()
 _ids = itertools.count(1)
@@ -336,12 +340,11 @@ class EngineClient:
         return event
 
     def _crash_sentence(self, rc) -> str:
-        how = f"exit code {rc}" if rc is not None else "it closed its output"
         where = f"the log {self.log_path}" if self.log_path else "the engine's stderr"
-        tail = _last_line(self.log_path)
-        said = f" Its last words: {tail!r}." if tail else ""
-        return (f"The engine stopped unexpectedly ({how}).{said} See {where}; the next "
-                "Generate restarts it.")
+        tail = _last_error_line(self.log_path)
+        said = f" Last error in the log: {tail}." if tail else ""
+        return (f"The engine stopped unexpectedly ({_exit_reason(rc)}).{said} See {where}; "
+                "the next Generate restarts it.")
 
     def __del__(self):
         try:
@@ -401,19 +404,30 @@ def _close_quietly(fh) -> None:
         pass
 
 
-def _last_line(path, limit: int = 200) -> str:
-    """The last non-empty line of a log file (its tail only), or ""."""
+def _exit_reason(rc) -> str:
+    if rc is None:
+        return "it closed its output"
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit code {rc}"
+
+
+def _last_error_line(path, limit: int = 200) -> str:
+    """The last line of the log's tail that looks like an error, or ""."""
     if not path:
         return ""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
+            fh.seek(max(0, fh.tell() - 8192))
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return ""
     for line in reversed(lines):
-        if line.strip():
+        if _ERROR_WORDS.search(line):
             return line.strip()[:limit]
     return ""
 

@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import __version__
 from .config import ModelConfig
-from .errors import BAD_IMAGE, BAD_PROMPT, KilnError
+from .errors import BAD_PROMPT, KilnError
 from .io import weights
 from .models import Condition, build_model
 from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid

@@ -7,8 +7,9 @@ step after a cancel. stdout carries protocol lines only: the real stdout is kept
 private handle and file descriptor 1 is pointed at stderr, so stray prints (ours,
 a library's, or C code's) land in the log instead of corrupting the protocol.
 
-Exit status: 0 after `shutdown` or end of input; 2 when the model cannot be found or
-its weights are invalid (an `error` line says why); 1 for any other startup failure.
+Exit status: 0 after `shutdown` (which cancels a running job) or end of input (which
+lets it finish); 2 when the model cannot be found or its weights are invalid (an
+`error` line says why); 1 for any other startup failure.
 """
 
 from __future__ import annotations
@@ -185,8 +186,8 @@ class Server:
                 self.channel.send(protocol.error(None, INTERNAL, f"The engine could not "
                                   f"handle a request ({_detail(exc)}); see "
                                   f"{self.log_where}."))
-        log.info("stdin closed: shutting down")
-        self.stop()
+        log.info("stdin closed: finishing the running job, if any, then exiting")
+        self.stop(cancel=False)  # the parent is gone or done: no more requests
 
     def handle_line(self, raw) -> None:
         line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -219,7 +220,7 @@ class Server:
             return
         with self.lock:
             self.count += 1
-            job_id = params["id"] or f"job-{self.count}"
+            job_id = params["id"] = params["id"] or f"job-{self.count}"
             if self.stopping:
                 return
             if self.current is not None:
@@ -242,11 +243,12 @@ class Server:
         log.info("cancel %s at %s %d", job.id, job.stage or "start", job.step)
         job.cancel.set()
 
-    def stop(self) -> None:
+    def stop(self, cancel: bool = True) -> None:
+        """No more requests; `shutdown` also cancels the running job, end of input not."""
         with self.lock:
             self.stopping = True
             job = self.current
-        if job is not None:
+        if job is not None and cancel:
             job.cancel.set()
         self.jobs.put(None)
 

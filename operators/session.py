@@ -108,11 +108,11 @@ class Session:
     def state_text(self) -> str:
         state, info = self.state, (self.client.info if self.client else None) or {}
         where = f" · {info.get('device', '?')} · {info.get('model', '?')}" if info else ""
-        return {"stopped": "Stopped (starts on first Generate)",
+        return {"stopped": "Stopped (starts on use)",
                 "starting": "Starting…",
                 "ready": "Ready" + where,
                 "busy": "Working" + where,
-                "crashed": "Stopped after an error (Generate restarts it)"}.get(state, state)
+                "crashed": "Crashed (restarts on use)"}.get(state, state)
 
     # -- engine
     def ensure_client(self, context) -> engine_client.EngineClient:

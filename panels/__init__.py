@@ -100,7 +100,6 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
 class KILN_PT_output(_KilnPanel, bpy.types.Panel):
     bl_label = "Output"
     bl_parent_id = "KILN_PT_main"
-    bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
         props = context.scene.kiln
@@ -140,7 +139,6 @@ class KILN_PT_engine(_KilnPanel, bpy.types.Panel):
 class KILN_PT_history(_KilnPanel, bpy.types.Panel):
     bl_label = "History"
     bl_parent_id = "KILN_PT_main"
-    bl_options = {'DEFAULT_CLOSED'}
 
     def draw_header_preset(self, context):
         self.layout.operator("kiln.history_refresh", text="", icon='FILE_REFRESH', emboss=False)

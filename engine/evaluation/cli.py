@@ -60,6 +60,7 @@ def format_table(r: dict) -> str:
     rows = [
         ("VAE", f"{v['n']} held-out assets, 4 input views"),
         ("  novel-view PSNR (dB)", f"{v['psnr_novel']:.2f}"),
+        ("  novel-view PSNR, volume (dB)", f"{v['psnr_novel_volume']:.2f}"),
         ("  Chamfer-L1", f"{v['chamfer_l1']:.4f}"),
         ("  normal consistency", f"{v['normal_consistency']:.3f}"),
         ("  Chamfer-L1, 1 view", f"{v['chamfer_l1_1view']:.4f}"),

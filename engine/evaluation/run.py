@@ -1,12 +1,13 @@
 """`evaluate(model)`: Kiln's quality figures on held-out procedural assets.
 
-Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); each role
-draws from its own seed block, so no asset serves two roles. Sections:
+Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); the roles
+(vae/image, reference, prompt, unseen) draw from separate seed blocks. Sections:
 
-- vae: render 4 input views (as the training data does) + 2 novel views of an asset;
-  encode (latent mean) -> decode -> sphere-trace the decoded field at the novel views ->
-  PSNR against the true render; extract its mesh -> Chamfer-L1 and normal consistency
-  against the true surface (and Chamfer-L1 from 1 input view only).
+- vae: render 4 input views (as the training data does) + 2 novel views of an asset, at
+  the encoder's resolution; encode (latent mean) -> decode -> sphere-trace the decoded
+  field at the novel views -> PSNR against the true render (whole image, white
+  background; `psnr_novel_volume`: the same by the training volume renderer); extract its mesh -> Chamfer-L1 and normal consistency against the true
+  surface (and Chamfer-L1 from 1 input view only).
 - generation: per category, k shapes generated from the captions of k held-out reference
   assets of that category, against those k references: COV, MMD (PointFlow CD) and 1-NNA
   on `points` surface points; per category and the mean over categories.
@@ -16,7 +17,8 @@ draws from its own seed block, so no asset serves two roles. Sections:
   colour, over prompts that name it); the same on captions in the held-out phrasing
   (`captions(..., split="heldout")`). `reference_color_accuracy` is the ceiling: the
   dominant colour of the true assets' own surfaces.
-- image: pipe.image_to_3d on one rendered view of a held-out asset -> Chamfer-L1.
+- image: pipe.image_to_3d on input view 0 (RGBA) of the vae-section assets -> Chamfer-L1
+  against the true surface (object space: the model must also get the pose right).
 
 Generation runs at low settings (grid 64, vertex colours), the model's default steps.
 Metric definitions: engine/evaluation/metrics.py.
@@ -56,6 +58,7 @@ INPUT_VIEWS = 4
 FOV_DEG = 40.0
 NOVEL_CAMERAS = ((45.0, 35.0), (225.0, 5.0))      # (azimuth, elevation), between the inputs
 TRACE_STEP = 0.05           # largest sphere-tracing step on a learned (not exact) SDF
+VOLUME_SAMPLES = 64         # samples per ray for the volume-rendered PSNR
 
 
 @dataclass
@@ -68,7 +71,6 @@ class EvalSettings:
     points: int = 2048            # surface points per shape (PointFlow uses 2048)
     ref_resolution: int = 64      # marching-cubes grid for true asset surfaces
     gen_resolution: int = 64      # extraction grid for generated / decoded shapes
-    render_res: int = 64          # view resolution (the training resolution)
     steps: int | None = None      # sampling steps (None: the model's default)
     categories: list = field(default_factory=list)   # empty: all categories
 
@@ -76,7 +78,7 @@ class EvalSettings:
     def quick(cls) -> "EvalSettings":
         """Tiny counts for tests and smoke runs (seconds on a tiny model)."""
         return cls(n_vae=1, n_gen_per_category=2, n_prompts=5, n_unseen=2, n_image=1,
-                   points=128, ref_resolution=24, gen_resolution=24, render_res=24,
+                   points=128, ref_resolution=24, gen_resolution=24,
                    categories=["chair", "mug"])
 
 
@@ -197,6 +199,7 @@ class Evaluator:
         self.categories = list(settings.categories) or list(CATEGORIES)
         self.gen_seconds: list[float] = []
         self.empty_meshes = 0
+        self._items: dict[int, dict] = {}
 
     # ---- helpers
     def true_surface(self, asset) -> M.SurfaceSample:
@@ -219,28 +222,55 @@ class Evaluator:
         self.gen_seconds.append(time.perf_counter() - t0)
         return res.mesh
 
-    def decode_fields(self, views_vx10xhxw: torch.Tensor):
-        """Encode views (latent mean, no sampling) -> decode -> (sdf_fn, rgb_fn)."""
+    def decode_planes(self, views_vx10xhxw: torch.Tensor) -> torch.Tensor:
+        """Encode views (latent mean, no sampling) -> decoded tri-planes (1, 3, C, H, W)."""
         vae = self.pipe.model.vae
         with torch.inference_mode():
             _, mean, _ = vae.encode(views_vx10xhxw[None].to(self.pipe.device))
-            planes = vae.decoder(mean)
-        return self.pipe.field_fns(planes)
+            return vae.decoder(mean)
+
+    def volume_render(self, planes, c2w: torch.Tensor, res: int, chunk: int = 4096):
+        """RGB (V, res, res, 3) of the decoded field by the training renderer (VolSDF)."""
+        from ..render import camera_rays
+        from ..render.volume import render_rays
+        origins, dirs = camera_rays(c2w, FOV_DEG, res)
+        o, d = origins.reshape(1, -1, 3), dirs.reshape(1, -1, 3)
+        gen = torch.Generator().manual_seed(0)
+        field = self.pipe.model.vae.field
+        colors = []
+        with torch.inference_mode():
+            for a in range(0, o.shape[1], chunk):
+                c, _, _ = render_rays(lambda p: field(planes, p.to(self.pipe.device)),
+                                      o[:, a:a + chunk], d[:, a:a + chunk],
+                                      samples=VOLUME_SAMPLES, generator=gen)
+                colors.append(c.float().cpu())
+        return torch.cat(colors, 1).reshape(*dirs.shape)
 
     # ---- VAE
+    def view_item(self, i: int) -> dict:
+        """Held-out asset i of the VAE / image sections (memoised): the asset, its 4 input
+        views + 2 novel views (V, 10, S, S) at the encoder's resolution S, and its surface."""
+        if i not in self._items:
+            asset = heldout_asset("vae", i, self.categories[i % len(self.categories)])
+            size = self.pipe.model.vae.cfg.image_size
+            cams = torch.cat([input_cameras(), novel_cameras()])
+            views, out = render_views(asset.sdf, asset.rgb, cams, size)
+            self._items[i] = {"asset": asset, "views": views, "rgb": out["rgb"],
+                              "alpha": out["alpha"], "surface": self.true_surface(asset)}
+        return self._items[i]
+
     def vae(self) -> dict:
         from ..geometry.extract import extract_surface
-        rows = {"psnr_novel": [], "chamfer_l1": [], "normal_consistency": [], "chamfer_l1_1view": []}
-        cams_in, cams_novel = input_cameras(), novel_cameras()
-        size = self.pipe.model.vae.cfg.image_size          # input views at the encoder's size
+        rows = {"psnr_novel": [], "psnr_novel_volume": [], "chamfer_l1": [],
+                "normal_consistency": [], "chamfer_l1_1view": []}
+        cams_novel = novel_cameras()
         for i in range(self.s.n_vae):
             self.report("vae", i, self.s.n_vae)
-            asset = heldout_asset("vae", i)
-            views, _ = render_views(asset.sdf, asset.rgb, cams_in, size)
-            _, truth = render_views(asset.sdf, asset.rgb, cams_novel, self.s.render_res)
-            true = self.true_surface(asset)
+            item = self.view_item(i)
+            views, true = item["views"], item["surface"]
             for key, used in (("chamfer_l1", INPUT_VIEWS), ("chamfer_l1_1view", 1)):
-                sdf_fn, rgb_fn = self.decode_fields(views[:used])
+                planes = self.decode_planes(views[:used])
+                sdf_fn, rgb_fn = self.pipe.field_fns(planes)
                 mesh = extract_surface(sdf_fn, resolution=self.s.gen_resolution)
                 got = self.cloud(mesh)
                 pts = got.points_nx3 if got is not None else self.empty_cloud()
@@ -248,8 +278,11 @@ class Evaluator:
                 if used == INPUT_VIEWS:
                     rows["normal_consistency"].append(0.0 if got is None else M.normal_consistency(
                         got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3))
-                    _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, self.s.render_res)
-                    rows["psnr_novel"].append(M.psnr(pred["rgb"], truth["rgb"]))
+                    truth = item["rgb"][INPUT_VIEWS:]
+                    _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, views.shape[-1])
+                    rows["psnr_novel"].append(M.psnr(pred["rgb"], truth))
+                    volume = self.volume_render(planes, cams_novel, views.shape[-1])
+                    rows["psnr_novel_volume"].append(M.psnr(volume, truth))
         out = {k: _mean(v) for k, v in rows.items()}
         out["n"] = self.s.n_vae
         return out
@@ -338,13 +371,12 @@ class Evaluator:
 
     # ---- image to 3D
     def image(self) -> dict:
-        cams = input_cameras()
+        """pipe.image_to_3d on input view 0 (RGBA) of the held-out VAE-section assets."""
         scores = []
         for i in range(self.s.n_image):
             self.report("image", i, self.s.n_image)
-            asset = heldout_asset("image", i)
-            _, out = render_views(asset.sdf, asset.rgb, cams[:1], self.s.render_res)
-            rgba = torch.cat([out["rgb"][0], out["alpha"][0][..., None]], -1).numpy()
+            item = self.view_item(i)
+            rgba = torch.cat([item["rgb"][0], item["alpha"][0][..., None]], -1).numpy()
             t0 = time.perf_counter()
             mesh = self.pipe.image_to_3d(rgba, seed=i, steps=self.s.steps,
                                          resolution=self.s.gen_resolution,
@@ -352,7 +384,7 @@ class Evaluator:
             self.gen_seconds.append(time.perf_counter() - t0)
             got = self.cloud(mesh)
             pts = got.points_nx3 if got is not None else self.empty_cloud()
-            scores.append(M.chamfer_l1(pts, self.true_surface(asset).points_nx3))
+            scores.append(M.chamfer_l1(pts, item["surface"].points_nx3))
         return {"chamfer_l1": _mean(scores), "n": self.s.n_image}
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .flexicubes import FlexiCubes, sample_sdf_grid
+from .flexicubes import FlexiCubes, extract_flexicubes, sample_sdf_grid, sdf_normal_fn
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -57,10 +57,11 @@ def thin_plate(p: torch.Tensor) -> torch.Tensor:
 
 
 def touching_spheres(p: torch.Tensor) -> torch.Tensor:
-    c = torch.tensor([0.35, 0.011, -0.007]).to(p)
-    a = (p - c).norm(dim=-1) - 0.35
-    b = (p + c * torch.tensor([1.0, -1.0, -1.0]).to(p) - 2 * torch.tensor([0.0, 0.011, -0.007]).to(p)
-         ).norm(dim=-1) - 0.35
+    """Two spheres of radius 0.35 touching at one point (0, 0.011, -0.007)."""
+    mid = torch.tensor([0.0, 0.011, -0.007]).to(p)
+    shift = torch.tensor([0.35, 0.0, 0.0]).to(p)
+    a = (p - mid - shift).norm(dim=-1) - 0.35
+    b = (p - mid + shift).norm(dim=-1) - 0.35
     return torch.minimum(a, b)
 
 
@@ -72,23 +73,29 @@ SHAPES: dict[str, SdfFn] = {
 # ---------------------------------------------------------------- baselines
 
 
-def marching_cubes_baseline(grid_rrr: torch.Tensor, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def marching_cubes_baseline(grid_rrr: torch.Tensor, bound: float = 1.0,
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """PyMCubes on the same (res+1)^3 grid -> (verts, faces) with outward (CCW) faces."""
     try:
         import mcubes
     except ImportError as exc:  # pragma: no cover
-        raise ImportError("The marching-cubes baseline needs PyMCubes: pip install PyMCubes") from exc
+        raise ImportError("The marching-cubes baseline needs PyMCubes: "
+                          "pip install PyMCubes") from exc
     g = grid_rrr.detach().cpu().double().numpy()
     res = g.shape[0] - 1
     v, f = mcubes.marching_cubes(-g, 0.0)              # mcubes: faces outward for positive inside
     return (v * (2.0 * bound / res) - bound).astype(np.float32), f.astype(np.int32)
 
 
-def flexicubes_mesh(grid_rrr: torch.Tensor, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def flexicubes_mesh(grid_rrr: torch.Tensor, bound: float = 1.0, sdf_fn: SdfFn | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """FlexiCubes with neutral weights on the grid; with sdf_fn, the sharp (Hermite QEF) placement
+    exactly as `extract_flexicubes` does it."""
     res = grid_rrr.shape[0] - 1
     x_nx3, _ = FlexiCubes.grid(res, bound, device=grid_rrr.device)
+    normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / res) if sdf_fn is not None else None
     with torch.no_grad():
-        v, f, _ = FlexiCubes().extract(x_nx3, grid_rrr.reshape(-1), None, res)
+        v, f, _ = FlexiCubes().extract(x_nx3, grid_rrr.reshape(-1), None, res, normal_fn=normal_fn)
     return v.cpu().numpy().astype(np.float32), f.cpu().numpy().astype(np.int32)
 
 
@@ -132,18 +139,21 @@ def _sdf_and_normal(sdf_fn: SdfFn, p_nx3: np.ndarray, step: float = 1e-6):
 
 def surface_samples(sdf_fn: SdfFn, n: int, bound: float = 1.0, seed: int = 0,
                     band: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """~uniform points on the zero level set and their unit normals, (n, 3) each."""
+    """~uniform points on the zero level set and their unit normals, (n, 3) each: uniform points
+    in the band |sdf| < band, projected along the gradient (exact SDFs: one step suffices)."""
     rng = np.random.default_rng(seed)
     pts = []
     total = 0
     while total < n:
-        p = rng.uniform(-bound, bound, size=(400_000, 3))
-        s, _ = _sdf_and_normal(sdf_fn, p)
+        p = rng.uniform(-bound, bound, size=(200_000, 3))
+        with torch.no_grad():
+            s = sdf_fn(torch.from_numpy(p)).numpy()
         p = p[np.abs(s) < band]
-        for _ in range(4):
+        for _ in range(2):
             s, g = _sdf_and_normal(sdf_fn, p)
             p = p - s[:, None] * g
-        s, _ = _sdf_and_normal(sdf_fn, p)
+        with torch.no_grad():
+            s = sdf_fn(torch.from_numpy(p)).numpy()
         p = p[np.abs(s) < 1e-7]
         pts.append(p)
         total += len(p)
@@ -232,25 +242,39 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def speed(resolutions=(64, 128, 256), repeats: int = 7, device: str = "cpu",
-          training: bool = False) -> dict:
-    """Median seconds of `FlexiCubes.extract` on the torus SDF grid (SDF values given)."""
+          training: bool = False, sharp: bool = False) -> dict:
+    """Median seconds of `FlexiCubes.extract` on the torus SDF grid (SDF values given; with
+    `sharp`, plus the Hermite normals from central differences of the analytic torus)."""
     out = {}
     fc = FlexiCubes()
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     for res in resolutions:
         x_nx3, _ = FlexiCubes.grid(res, device=device)
         sdf_n = torus(x_nx3)
-        sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+        normal_fn = sdf_normal_fn(torus, 0.1 / res) if sharp else None
 
         def run():
             with torch.no_grad():
-                fc.extract(x_nx3, sdf_n, None, res, training=training)
+                fc.extract(x_nx3, sdf_n, None, res, training=training, normal_fn=normal_fn)
             sync()
         out[res] = _median_time(run, repeats if res <= 128 else max(3, repeats // 2))
     return out
 
 
+def end_to_end(resolutions=(64, 128), repeats: int = 5, device: str = "cpu") -> dict:
+    """Median seconds of `extract_flexicubes(torus, res)`: grid sampling (coarse to fine),
+    extraction and Hermite normals, to numpy."""
+    return {res: _median_time(lambda: extract_flexicubes(torus, res, device=device), repeats)
+            for res in resolutions}
+
+
+METHODS = ("flexicubes", "flexicubes_mean", "mcubes")
+
+
 def quality(resolutions=(32, 64, 128), shapes=None, samples: int = 20000) -> dict:
-    """{shape: {res: {"flexicubes": metrics, "mcubes": metrics}}} on the same SDF grid."""
+    """{shape: {res: {method: metrics}}} on the same dense SDF grid. Methods: "flexicubes" (what
+    `extract_flexicubes` gives: Hermite QEF placement), "flexicubes_mean" (the paper's
+    neutral-weight placement, no normals) and "mcubes" (PyMCubes)."""
     out = {}
     for name in shapes or SHAPES:
         fn = SHAPES[name]
@@ -258,8 +282,10 @@ def quality(resolutions=(32, 64, 128), shapes=None, samples: int = 20000) -> dic
         out[name] = {}
         for res in resolutions:
             grid = sample_sdf_grid(fn, res, levels=0)
+            meshers = {"flexicubes": lambda g: flexicubes_mesh(g, sdf_fn=fn),
+                       "flexicubes_mean": flexicubes_mesh, "mcubes": marching_cubes_baseline}
             row = {}
-            for method, mesher in (("flexicubes", flexicubes_mesh), ("mcubes", marching_cubes_baseline)):
+            for method, mesher in meshers.items():
                 v, f = mesher(grid)
                 row[method] = mesh_quality(v, f, fn, samples, surface=surf)
                 row[method]["watertight_manifold"] = edge_manifold_report(f)["ok"]
@@ -278,6 +304,9 @@ def bench_flexicubes(resolutions=(64, 128, 256), quality_resolutions=(32, 64, 12
         "threads": torch.get_num_threads(),
         "extract_seconds_median": speed(resolutions, repeats, device),
         "extract_training_seconds_median": speed(resolutions, repeats, device, training=True),
+        "extract_sharp_seconds_median": speed(resolutions, repeats, device, sharp=True),
+        "extract_flexicubes_end_to_end_seconds_median": end_to_end(
+            tuple(r for r in resolutions if r <= 128), max(3, repeats // 2), device),
         "quality": quality(quality_resolutions) if quality_resolutions else {},
     }
 

@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .mesh import Mesh
 
@@ -175,9 +174,10 @@ def sample_grid(sdf_fn: SdfFn, resolution: int = 128, bound: float = 1.0, chunk:
 
 
 def _prepare(grid_np: np.ndarray, cell: float) -> np.ndarray:
-    """No exact zeros (vertices stay strictly inside grid edges); outer layer forced outside."""
-    g = np.array(grid_np, dtype=np.float64)
-    eps = 1e-5 * cell
+    """No exact zeros (vertices stay strictly inside grid edges), NaN counts as outside, the
+    outer layer is forced outside (the mesh is closed, capped at the bound)."""
+    g = np.nan_to_num(np.array(grid_np, dtype=np.float32), nan=1.0, posinf=1.0, neginf=-1.0)
+    eps = np.float32(1e-5 * cell)
     g[np.abs(g) < eps] = eps
     for axis in range(3):
         for end in (0, -1):
@@ -235,7 +235,8 @@ def marching_cubes(grid, bound: float = 1.0, block: int = 16) -> Mesh:
     for bx, by, bz in _active_blocks(g, block):
         o = np.array([bx, by, bz]) * block
         sub = g[o[0]:o[0] + block + 1, o[1]:o[1] + block + 1, o[2]:o[2] + block + 1]
-        v, f = mcubes.marching_cubes(-sub, 0.0)          # inside positive -> outward faces
+        sub = -sub.astype(np.float64)                     # inside positive -> outward faces
+        v, f = mcubes.marching_cubes(sub, 0.0)
         if len(f) == 0:
             continue
         verts.append(v + o)

@@ -27,14 +27,29 @@ Per-cube weights (raw, unbounded parameters; 0 means neutral)
   alpha and beta map to 1 + 0.99 tanh(raw) in (0.01, 1.99); gamma to 0.005 + 0.99 sigmoid(raw).
 - deform_nx3: per grid vertex, offset = 0.99 * (h / 2) * tanh(raw) per axis, so cubes never fold.
 
+Topology: each cube's crossed edges are grouped into patches by tables generated in
+`flexicubes_tables.py`; ambiguous faces are resolved the same way from both sides, and where two
+neighbouring cubes would both route one patch twice through their shared face, the low cube uses
+its alternative grouping. Every quad edge is then shared by exactly two quads: meshes are
+watertight and edge-manifold with consistent orientation (grid boundary aside: keep the outer
+layer of the SDF positive, as `extract_flexicubes` does).
+
+Sharp placement (optional, not in the paper): with `normal_fn` (surface normals at points, e.g.
+the SDF gradient) each dual vertex solves a beta-weighted dual-contouring QEF over its crossings'
+tangent planes, regularised towards the weighted mean above and clamped to its cube; a patch whose
+normals oppose (a pinch, two sides of a sheet) keeps the mean. This recovers sharp edges and puts
+vertices on curved surfaces; `extract_flexicubes` uses it by default.
+
 Only cubes with a sign change are processed: after the (cheap, byte-sized) configuration pass over
-the grid, memory and time grow with the surface. Everything is differentiable with respect to
-sdf_n, the weights, deform_nx3 and x_nx3 (topology is piecewise constant). The device follows the
-inputs; nothing defaults to CUDA.
+the grid, the work runs over the K crossed edges of the surface cubes, so memory and time grow
+with the surface. Everything is differentiable with respect to sdf_n, the weights, deform_nx3 and
+x_nx3 (topology is piecewise constant). Faces are int32. The device follows the inputs; nothing
+defaults to CUDA.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -61,7 +76,8 @@ def _tables(device: torch.device) -> dict:
     key = str(device)
     if key not in _TABLE_CACHE:
         t = build_tables()
-        mk = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long, device=device)  # noqa: E731
+        def mk(a):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long, device=device)
         _TABLE_CACHE[key] = {
             "edge_group": mk(t.edge_group_rx12),
             "num_groups": mk(t.num_groups_r),
@@ -129,23 +145,24 @@ class FlexiCubes:
         if surf is None:
             return _empty(x_nx3, sdf_n)
         cube_s, row_s = surf
-        eg_sx12 = _tables(sdf_n.device)["edge_group"][row_s]                 # (S, 12)
-        vid_sx8 = _cube_vertex_ids(cube_s, res)                               # (S, 8)
-        u_sx12x3, w_sx12, corners_sx8x3 = _edge_crossings(x_nx3, sdf_n, vid_sx8, cube_s, eg_sx12,
-                                           alpha_fx8, beta_fx12, deform_nx3)
-        vd_vx3, vd_sx4x3, valid_sx4 = _dual_vertices(u_sx12x3, w_sx12, eg_sx12)
+        t = _tables(sdf_n.device)
+        eg_sx12 = t["edge_group"][row_s]                   # (S, 12) patch of each edge, -1: none
+        ng_s = t["num_groups"][row_s]                      # (S,) dual vertices per cube
+        vd_start_s = torch.cumsum(ng_s, 0) - ng_s
+        num_vd = int(vd_start_s[-1] + ng_s[-1])
+        cr = _crossing_list(cube_s, eg_sx12, vd_start_s, res)
+        u_kx3, w_k = _edge_crossings(x_nx3, sdf_n, cr, alpha_fx8, beta_fx12, deform_nx3, res)
+        vd_vx3 = _scatter_mean(w_k[:, None] * u_kx3, w_k, cr.vd_k, num_vd)
         if normal_fn is not None:
-            n_sx12x3 = _crossing_normals(normal_fn, u_sx12x3, vid_sx8, eg_sx12, alpha_fx8 is None)
-            vd_vx3, vd_sx4x3 = _qef_vertices(u_sx12x3, w_sx12, eg_sx12, n_sx12x3, vd_sx4x3,
-                                             valid_sx4, corners_sx8x3)
-        vd_start_s = torch.cumsum(valid_sx4.sum(1), 0) - valid_sx4.sum(1)
-        quads_qx4 = _quads(cube_s, vid_sx8, sdf_n, eg_sx12, vd_start_s, res)
+            n_kx3 = _crossing_normals(normal_fn, u_kx3, cr, shared=alpha_fx8 is None)
+            bounds = _cube_bounds(x_nx3, deform_nx3, cube_s, ng_s, res)
+            vd_vx3 = _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr, eg_sx12, ng_s, bounds)
+        quads_qx4 = _quads(cube_s, sdf_n, eg_sx12, vd_start_s, res)
         gamma_v = None
         if gamma_f is not None:
-            gamma_s = _split_weight(gamma_f[cube_s])
-            gamma_v = gamma_s.repeat_interleave(valid_sx4.sum(1), 0)
+            gamma_v = _split_weight(gamma_f.index_select(0, cube_s)).repeat_interleave(ng_s, 0)
         verts, faces = _triangulate(vd_vx3, quads_qx4, gamma_v, training)
-        l_dev = _deviation(u_sx12x3, eg_sx12, vd_sx4x3, valid_sx4)
+        l_dev = _deviation(u_kx3, vd_vx3, cr.vd_k, num_vd)
         return verts, faces, l_dev
 
 
@@ -155,8 +172,9 @@ class FlexiCubes:
 def _check_inputs(x_nx3, sdf_n, cubes_fx8, res):
     n = (res + 1) ** 3
     if x_nx3.shape != (n, 3) or sdf_n.reshape(-1).shape[0] != n:
-        raise ValueError(f"FlexiCubes at res {res} needs {n} grid vertices, got x {tuple(x_nx3.shape)}"
-                         f" and sdf {tuple(sdf_n.shape)}; build them with FlexiCubes.grid(res).")
+        raise ValueError(f"FlexiCubes at res {res} needs {n} grid vertices, got x "
+                         f"{tuple(x_nx3.shape)} and sdf {tuple(sdf_n.shape)}; build them with "
+                         "FlexiCubes.grid(res).")
     if cubes_fx8 is not None and cubes_fx8.shape != (res ** 3, 8):
         raise ValueError(f"cubes_fx8 must be the (res^3, 8) array from FlexiCubes.grid({res}), "
                          f"got {tuple(cubes_fx8.shape)}.")
@@ -220,142 +238,153 @@ def _resolve_double_passes(cube_s, case_s, case_flat, res, t) -> torch.Tensor:
     return row_s
 
 
-def _cube_vertex_ids(cube_s: torch.Tensor, res: int) -> torch.Tensor:
+def _vertex_base(cube_s: torch.Tensor, res: int) -> torch.Tensor:
+    """Grid vertex id of each cube's corner 0."""
     r1 = res + 1
-    a, b, c = cube_s // (res * res), (cube_s // res) % res, cube_s % res
-    base = (a * r1 + b) * r1 + c
-    return base[:, None] + _corner_offsets(res, cube_s.device)[None]        # (S, 8)
+    return ((cube_s // (res * res)) * r1 + (cube_s // res) % res) * r1 + cube_s % res
 
 
-def _edge_crossings(x_nx3, sdf_n, vid_sx8, cube_s, eg_sx12, alpha_fx8, beta_fx12, deform_nx3):
-    """Crossing point on each of the 12 edges (garbage where not crossed) and beta weights
-    (zero where not crossed), and the (deformed) cube corners. -> (S, 12, 3), (S, 12), (S, 8, 3)."""
+@dataclass
+class _Crossings:
+    """The K crossed (cube, local edge) pairs of the surface cubes, flattened."""
+
+    k_s: torch.Tensor      # (K,) surface cube row
+    k_e: torch.Tensor      # (K,) local edge 0..11
+    vd_k: torch.Tensor     # (K,) dual vertex the crossing belongs to
+    va: torch.Tensor       # (K,) grid vertex at the edge's low end
+    vb: torch.Tensor       # (K,) grid vertex at the high end
+    cube_k: torch.Tensor   # (K,) grid cube id
+
+
+def _crossing_list(cube_s, eg_sx12, vd_start_s, res) -> _Crossings:
+    t = _tables(cube_s.device)
+    crossed = eg_sx12 >= 0
+    k_s, k_e = crossed.nonzero(as_tuple=True)
+    vd_k = vd_start_s[k_s] + eg_sx12[crossed]
+    base_k = _vertex_base(cube_s, res)[k_s]
+    off = _corner_offsets(res, cube_s.device)
+    return _Crossings(k_s, k_e, vd_k, base_k + off[t["edge_a"][k_e]],
+                      base_k + off[t["edge_b"][k_e]], cube_s[k_s])
+
+
+def _grid_positions(x_nx3, deform_nx3, vid, res):
+    """Grid vertex positions with the bounded deformation applied, (..., 3)."""
+    x = x_nx3[vid]
+    if deform_nx3 is None:
+        return x
+    half_cell_3 = (x_nx3[-1] - x_nx3[0]).detach() * (WEIGHT_SCALE / (2 * res))
+    return x + torch.tanh(deform_nx3[vid]) * half_cell_3
+
+
+def _edge_crossings(x_nx3, sdf_n, cr: _Crossings, alpha_fx8, beta_fx12, deform_nx3, res):
+    """Crossing point u_k on each crossed edge (alpha-weighted interpolation) and its beta
+    weight. -> (K, 3), (K,)."""
     t = _tables(sdf_n.device)
-    ea, eb = t["edge_a"], t["edge_b"]
-    flat = vid_sx8.reshape(-1)
-    x_sx8x3 = x_nx3.index_select(0, flat).reshape(-1, 8, 3)
-    if deform_nx3 is not None:
-        half_cell_sx3 = (x_sx8x3[:, 7] - x_sx8x3[:, 0]).detach() * (WEIGHT_SCALE / 2)
-        d = torch.tanh(deform_nx3.index_select(0, flat)).reshape(-1, 8, 3)
-        x_sx8x3 = x_sx8x3 + d * half_cell_sx3[:, None]
-    s_sx8 = sdf_n.reshape(-1).index_select(0, flat).reshape(-1, 8)
+    xa = _grid_positions(x_nx3, deform_nx3, cr.va, res)
+    xb = _grid_positions(x_nx3, deform_nx3, cr.vb, res)
+    sdf = sdf_n.reshape(-1)
+    sa, sb = sdf[cr.va], sdf[cr.vb]
     if alpha_fx8 is not None:
-        s_sx8 = s_sx8 * _edge_corner_weight(alpha_fx8.index_select(0, cube_s))
-    crossed = eg_sx12 >= 0
-    sa, sb = s_sx8.index_select(1, ea), s_sx8.index_select(1, eb)           # (S, 12)
-    denom = torch.where(crossed, sa - sb, torch.ones_like(sa))
-    tpar = torch.where(crossed, sa / denom, torch.zeros_like(sa))
-    xa, xb = x_sx8x3.index_select(1, ea), x_sx8x3.index_select(1, eb)       # (S, 12, 3)
-    u = xa + tpar[..., None] * (xb - xa)
-    w = crossed.to(u.dtype)
-    if beta_fx12 is not None:
-        w = w * _edge_corner_weight(beta_fx12.index_select(0, cube_s))
-    return u, w, x_sx8x3
+        alpha = _edge_corner_weight(alpha_fx8.reshape(-1))
+        sa = sa * alpha[cr.cube_k * 8 + t["edge_a"][cr.k_e]]
+        sb = sb * alpha[cr.cube_k * 8 + t["edge_b"][cr.k_e]]
+    tpar = sa / (sa - sb)                          # the ends have opposite signs: never 0 / 0
+    u = xa + tpar[:, None] * (xb - xa)
+    if beta_fx12 is None:
+        return u, torch.ones_like(tpar)
+    return u, _edge_corner_weight(beta_fx12.reshape(-1)[cr.cube_k * 12 + cr.k_e])
 
 
-def _dual_vertices(u_sx12x3, w_sx12, eg_sx12):
-    """Weighted mean of each group's crossings. -> (V, 3), (S, 4, 3), valid (S, 4) bool."""
-    groups = torch.arange(MAX_GROUPS, device=eg_sx12.device)
-    onehot_sx12x4 = (eg_sx12[..., None] == groups).to(u_sx12x3.dtype)
-    wg = onehot_sx12x4 * w_sx12[..., None]
-    num_sx4x3 = torch.bmm(wg.transpose(1, 2), u_sx12x3)
-    den_sx4 = wg.sum(1)
-    valid_sx4 = onehot_sx12x4.sum(1) > 0
-    vd_sx4x3 = num_sx4x3 / torch.where(valid_sx4, den_sx4, torch.ones_like(den_sx4))[..., None]
-    return vd_sx4x3[valid_sx4], vd_sx4x3, valid_sx4
+def _scatter_sum(src, index, n):
+    return src.new_zeros((n,) + tuple(src.shape[1:])).index_add(0, index, src)
 
 
-def _crossing_normals(normal_fn, u_sx12x3, vid_sx8, eg_sx12, shared: bool) -> torch.Tensor:
-    """Unit normals at the crossings, (S, 12, 3) (zero where not crossed). With `shared`, each
-    grid edge's crossing is the same in all its cubes, so normal_fn sees every edge once.
-    Differentiable through normal_fn when it is (e.g. an analytic or autograd gradient)."""
-    t = _tables(u_sx12x3.device)
-    crossed = eg_sx12 >= 0
-    pts = u_sx12x3[crossed]                                                    # (K, 3)
+def _scatter_mean(weighted_src, w, index, n):
+    """sum(weighted_src) / sum(w) per target index."""
+    return _scatter_sum(weighted_src, index, n) / _scatter_sum(w, index, n)[:, None]
+
+
+def _crossing_normals(normal_fn, u_kx3, cr: _Crossings, shared: bool) -> torch.Tensor:
+    """Unit normals at the crossings, (K, 3). With `shared`, each grid edge's crossing is the
+    same in all its cubes, so normal_fn sees every edge once. Differentiable through normal_fn
+    when it is (e.g. an analytic or autograd gradient)."""
     if shared:
         with torch.no_grad():
-            axis = torch.arange(12, device=pts.device) // 4
-            gid = (vid_sx8[:, t["edge_a"]] * 3 + axis)[crossed]
+            gid = cr.va * 3 + cr.k_e // 4
             uniq, inverse = torch.unique(gid, return_inverse=True)
-            first = torch.zeros(len(uniq), dtype=torch.long, device=pts.device)
-            first.scatter_(0, inverse, torch.arange(len(gid), device=pts.device))
-        n = normal_fn(pts[first]).reshape(-1, 3).to(pts.dtype)[inverse]
+            first = torch.zeros(len(uniq), dtype=torch.long, device=gid.device)
+            first.scatter_(0, inverse, torch.arange(len(gid), device=gid.device))
+        n = normal_fn(u_kx3[first]).reshape(-1, 3).to(u_kx3.dtype)[inverse]
     else:
-        n = normal_fn(pts).reshape(-1, 3).to(pts.dtype)
-    n = n / _safe_norm(n)[:, None]
-    out = u_sx12x3.new_zeros(u_sx12x3.shape)
-    return out.index_put((crossed,), n)
+        n = normal_fn(u_kx3).reshape(-1, 3).to(u_kx3.dtype)
+    return n / _safe_norm(n)[:, None]
+
+
+def _cube_bounds(x_nx3, deform_nx3, cube_s, ng_s, res):
+    """Per dual vertex, the bounding box of its (deformed) cube: (V, 3), (V, 3)."""
+    vid_sx8 = _vertex_base(cube_s, res)[:, None] + _corner_offsets(res, cube_s.device)
+    corners = _grid_positions(x_nx3, deform_nx3, vid_sx8, res)                 # (S, 8, 3)
+    return (corners.amin(1).repeat_interleave(ng_s, 0), corners.amax(1).repeat_interleave(ng_s, 0))
 
 
 QEF_REG = 0.02
 QEF_OPPOSED_DOT = -0.3
 
 
-def _qef_vertices(u_sx12x3, w_sx12, eg_sx12, n_sx12x3, vd_sx4x3, valid_sx4, corners_sx8x3):
-    """Dual vertices minimising sum_e w_e (n_e . (v - u_e))^2 + QEF_REG * sum_e w_e |v - m|^2
-    (m = the weighted mean), clamped to the cube's bounding box. -> (V, 3), (S, 4, 3)."""
-    groups = torch.arange(MAX_GROUPS, device=eg_sx12.device)
-    wg_sx12x4 = (eg_sx12[..., None] == groups).to(u_sx12x3.dtype) * w_sx12[..., None]
-    nn_sx12x9 = (n_sx12x3[..., :, None] * n_sx12x3[..., None, :]).reshape(-1, 12, 9)
-    wt = wg_sx12x4.transpose(1, 2)                                             # (S, 4, 12)
-    a_sx4x3x3 = torch.bmm(wt, nn_sx12x9).reshape(-1, MAX_GROUPS, 3, 3)
-    # b = sum_e w_e n_e n_e.(u_e - m): with d_e = n_e.u_e, n_e.m = (sum over groups)
-    nu_sx12 = (n_sx12x3 * u_sx12x3).sum(-1)
-    nm_sx12x4 = torch.einsum("sec,sgc->seg", n_sx12x3, vd_sx4x3)
-    rhs = wg_sx12x4 * (nu_sx12[..., None] - nm_sx12x4)                       # (S, 12, 4)
-    b_sx4x3 = torch.bmm(rhs.transpose(1, 2), n_sx12x3)
-    a = a_sx4x3x3[valid_sx4]
-    wsum = wg_sx12x4.sum(1)[valid_sx4]
+def _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr: _Crossings, eg_sx12, ng_s, bounds):
+    """Dual vertices minimising sum_k w_k (n_k . (v - u_k))^2 + QEF_REG * sum_k w_k |v - m|^2
+    (m = the weighted mean), clamped to the cube's bounding box. (V, 3)"""
+    num_vd = vd_vx3.shape[0]
+    wn = w_k[:, None] * n_kx3
+    a = _scatter_sum((wn[:, :, None] * n_kx3[:, None, :]).reshape(-1, 9), cr.vd_k, num_vd)
+    resid = (n_kx3 * (u_kx3 - vd_vx3[cr.vd_k])).sum(1)
+    b = _scatter_sum(wn * resid[:, None], cr.vd_k, num_vd)
+    wsum = _scatter_sum(w_k, cr.vd_k, num_vd)
     eye = torch.eye(3, dtype=a.dtype, device=a.device)
-    a = a + (QEF_REG * wsum + 1e-12)[:, None, None] * eye
-    vd = vd_sx4x3[valid_sx4] + torch.linalg.solve(a, b_sx4x3[valid_sx4])
-    corners = corners_sx8x3.detach()
-    lo = corners.amin(1)[:, None].expand(-1, MAX_GROUPS, -1)[valid_sx4]
-    hi = corners.amax(1)[:, None].expand(-1, MAX_GROUPS, -1)[valid_sx4]
-    vd = torch.minimum(torch.maximum(vd, lo.detach()), hi.detach())
+    a = a.reshape(-1, 3, 3) + (QEF_REG * wsum + 1e-12)[:, None, None] * eye
+    vd = vd_vx3 + torch.linalg.solve(a, b)
+    vd = torch.minimum(torch.maximum(vd, bounds[0]), bounds[1])
     # two sides of a thin part or a pinch in one patch (opposing normals): keep the weighted mean
-    opposed = _min_normal_dot(n_sx12x3, eg_sx12)[valid_sx4] < QEF_OPPOSED_DOT
-    vd = torch.where(opposed[:, None], vd_sx4x3[valid_sx4], vd)
-    vd_sx4x3 = vd_sx4x3.clone()
-    vd_sx4x3[valid_sx4] = vd
-    return vd, vd_sx4x3
+    opposed = _min_normal_dot(n_kx3, cr, eg_sx12, ng_s) < QEF_OPPOSED_DOT
+    return torch.where(opposed[:, None], vd_vx3, vd)
 
 
-def _min_normal_dot(n_sx12x3, eg_sx12) -> torch.Tensor:
-    """Smallest dot product between two crossing normals of the same group, (S, 4)."""
+def _min_normal_dot(n_kx3, cr: _Crossings, eg_sx12, ng_s) -> torch.Tensor:
+    """Smallest dot product between two crossing normals of the same dual vertex, (V,)."""
     with torch.no_grad():
+        n_sx12x3 = n_kx3.new_zeros(eg_sx12.shape + (3,))
+        n_sx12x3[cr.k_s, cr.k_e] = n_kx3.detach()
         same = (eg_sx12[:, :, None] == eg_sx12[:, None, :]) & (eg_sx12[:, :, None] >= 0)
         dots = torch.bmm(n_sx12x3, n_sx12x3.transpose(1, 2)).masked_fill(~same, 2.0)
         per_edge = dots.amin(2).masked_fill(eg_sx12 < 0, 2.0)                  # (S, 12)
         out = per_edge.new_full((eg_sx12.shape[0], MAX_GROUPS), 2.0)
-        return out.scatter_reduce(1, eg_sx12.clamp_min(0), per_edge, "amin")
+        out = out.scatter_reduce(1, eg_sx12.clamp_min(0), per_edge, "amin")
+        return out[torch.arange(MAX_GROUPS, device=ng_s.device) < ng_s[:, None]]
 
 
-def _quads(cube_s, vid_sx8, sdf_n, eg_sx12, vd_start_s, res):
+def _quads(cube_s, sdf_n, eg_sx12, vd_start_s, res):
     """One quad per interior crossed grid edge, (Q, 4) dual vertex ids, CCW seen from outside."""
     dev = cube_s.device
-    coord_sx3 = torch.stack((cube_s // (res * res), (cube_s // res) % res, cube_s % res), 1)
-    vd_sx12 = vd_start_s[:, None] + eg_sx12
-    inside0_s = sdf_n.reshape(-1)[vid_sx8[:, 0]] < 0
     out = []
     with torch.no_grad():
+        coord_sx3 = torch.stack((cube_s // (res * res), (cube_s // res) % res, cube_s % res), 1)
+        inside0_s = sdf_n.reshape(-1)[_vertex_base(cube_s, res)] < 0
         for axis in range(3):
             around = _AROUND_EDGE[axis]
             others = [d for d in range(3) if d != axis]
-            own = (eg_sx12[:, around[0][1]] >= 0)
+            own = eg_sx12[:, around[0][1]] >= 0
             own &= (coord_sx3[:, others[0]] > 0) & (coord_sx3[:, others[1]] > 0)
             owner = own.nonzero().squeeze(1)
             if owner.numel() == 0:
                 continue
-            cols = []
-            for (dx, dy, dz), edge in around:
-                nbr_cube = cube_s[owner] + (dx * res + dy) * res + dz
-                pos = torch.searchsorted(cube_s, nbr_cube)
-                cols.append(vd_sx12[pos, edge])
-            quad = torch.stack(cols, 1)
+            steps = torch.tensor([(dx * res + dy) * res + dz for (dx, dy, dz), _ in around[1:]],
+                                 device=dev)
+            nbr = torch.searchsorted(cube_s, (cube_s[owner][None] + steps[:, None]).reshape(-1))
+            rows = torch.cat((owner, nbr)).reshape(4, -1)                    # (4, Qa)
+            edges = torch.tensor([e for _, e in around], device=dev)
+            quad = (vd_start_s[rows] + eg_sx12[rows, edges[:, None]]).T       # (Qa, 4)
             flip = ~inside0_s[owner]
-            quad = torch.where(flip[:, None], quad.flip(1), quad)
-            out.append(quad)
+            out.append(torch.where(flip[:, None], quad.flip(1), quad))
     if not out:
         return torch.zeros((0, 4), dtype=torch.long, device=dev)
     return torch.cat(out)
@@ -390,18 +419,12 @@ def _triangulate(vd_vx3, quads_qx4, gamma_v, training):
     return vd_vx3, faces.to(torch.int32)
 
 
-def _deviation(u_sx12x3, eg_sx12, vd_sx4x3, valid_sx4):
-    """Per dual vertex: mean |d_e - mean(d)| with d_e = |u_e - v_d| over its edges. (V,)"""
-    crossed = eg_sx12 >= 0
-    g = eg_sx12.clamp_min(0)
-    vd_at_edge = vd_sx4x3.gather(1, g[..., None].expand(-1, -1, 3))          # (S, 12, 3)
-    dist = _safe_norm(u_sx12x3 - vd_at_edge) * crossed                        # (S, 12)
-    onehot = (eg_sx12[..., None] == torch.arange(MAX_GROUPS, device=g.device)).to(dist.dtype)
-    count = onehot.sum(1).clamp_min(1)                                        # (S, 4)
-    mean = (onehot * dist[..., None]).sum(1) / count
-    dev = (dist - mean.gather(1, g)).abs() * crossed
-    mad = (onehot * dev[..., None]).sum(1) / count
-    return mad[valid_sx4]
+def _deviation(u_kx3, vd_vx3, vd_k, num_vd):
+    """Per dual vertex: mean |d_k - mean(d)| with d_k = |u_k - v_d| over its crossings. (V,)"""
+    d = _safe_norm(u_kx3 - vd_vx3[vd_k])
+    count = _scatter_sum(torch.ones_like(d), vd_k, num_vd)
+    mean = _scatter_sum(d, vd_k, num_vd) / count
+    return _scatter_sum((d - mean[vd_k]).abs(), vd_k, num_vd) / count
 
 
 def _safe_norm(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -417,7 +440,7 @@ def deviation_loss(l_dev_d: torch.Tensor) -> torch.Tensor:
 
 
 def weight_magnitude_loss(*raw_weights: torch.Tensor | None) -> torch.Tensor:
-    """Mean |raw weight| over all given weight tensors (beta, alpha, gamma): pulls them to neutral."""
+    """Mean |raw weight| over the given weight tensors (beta, alpha, gamma): pulls to neutral."""
     terms = [w.abs().mean() for w in raw_weights if w is not None and w.numel()]
     if not terms:
         raise ValueError("weight_magnitude_loss needs at least one non-empty weight tensor.")
@@ -459,7 +482,8 @@ def sample_sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: 
     else:
         x_nx3, _ = FlexiCubes.grid(resolution, bound, device=device)
         with torch.inference_mode():
-            vals = [sdf_fn(x_nx3[i:i + chunk]).reshape(-1).float() for i in range(0, len(x_nx3), chunk)]
+            vals = [sdf_fn(x_nx3[i:i + chunk]).reshape(-1).float()
+                    for i in range(0, len(x_nx3), chunk)]
         grid = torch.cat(vals).reshape((resolution + 1,) * 3)
     grid = grid.clone()
     eps = 1e-6 * (2.0 * bound / resolution)
@@ -469,7 +493,8 @@ def sample_sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: 
     return grid
 
 
-def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144) -> Callable[[torch.Tensor], torch.Tensor]:
+def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144,
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
     """points (K, 3) -> SDF gradient by central differences of `step` (6 sdf_fn calls per point,
     batched in chunks of `chunk` points)."""
     def normals(p_kx3: torch.Tensor) -> torch.Tensor:

@@ -98,7 +98,8 @@ def _face_segments(case: int, face: int, inside_connects: bool) -> list[tuple[in
     """Contour segments on one face: pairs of crossed edges joined by the iso-line."""
     corners = FACE_CORNERS_6x4[face]
     edges = FACE_EDGES_6x4[face]
-    crossed = [i for i in range(4) if _inside(case, corners[i]) != _inside(case, corners[(i + 1) % 4])]
+    crossed = [i for i in range(4)
+               if _inside(case, corners[i]) != _inside(case, corners[(i + 1) % 4])]
     if len(crossed) == 2:
         return [(int(edges[crossed[0]]), int(edges[crossed[1]]))]
     if len(crossed) == 4:

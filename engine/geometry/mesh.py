@@ -74,5 +74,6 @@ class Mesh:
                                  ("vertex_colors_nx3", self.vertex_colors_nx3, 3)):
             if arr is not None and arr.shape != (n, width):
                 raise ValueError(f"Mesh {name} has shape {arr.shape}, expected ({n}, {width}).")
-        if self.texture_hxwx3 is not None and (self.texture_hxwx3.ndim != 3 or self.texture_hxwx3.shape[2] != 3):
+        tex = self.texture_hxwx3
+        if tex is not None and (tex.ndim != 3 or tex.shape[2] != 3):
             raise ValueError(f"Mesh texture has shape {self.texture_hxwx3.shape}, expected (H, W, 3).")

@@ -153,19 +153,12 @@ def _pair_around_edge(verts: np.ndarray, faces: np.ndarray, u: int, v: int, memb
     return pairs if 2 * len(pairs) == len(ring) else None
 
 
-def split_nonmanifold(mesh: Mesh) -> Mesh:
-    """Make the mesh edge-manifold by duplicating vertices where sheets only touch.
-
-    Faces on an edge with more than two faces are paired geometrically (see
-    `_pair_around_edge`); then every vertex gets one copy per fan of faces connected through
-    its (paired) edges. Geometry is unchanged; per-vertex attributes are copied along.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as cc
-
+def _paired_faces(mesh: Mesh) -> np.ndarray:
+    """(P, 2) faces that share an edge; on edges with more than two faces, the geometric
+    pairs of `_pair_around_edge`."""
     faces = mesh.faces_fx3.astype(np.int64)
     n = mesh.num_vertices
-    a, b = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
+    a, b = _half_edges(mesh.faces_fx3)
     key = np.minimum(a, b) * n + np.maximum(a, b)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
@@ -176,20 +169,33 @@ def split_nonmanifold(mesh: Mesh) -> Mesh:
     pairs = [np.stack([face_of[two], face_of[two + 1]], axis=1)]
     verts = mesh.vertices_nx3.astype(np.float64)
     for s, c in zip(starts[counts > 2], counts[counts > 2]):
-        k = sorted_key[s]
-        found = _pair_around_edge(verts, faces, int(k // n), int(k % n), face_of[s:s + c])
+        k = int(sorted_key[s])
+        found = _pair_around_edge(verts, faces, k // n, k % n, face_of[s:s + c])
         if found:
             pairs.append(np.array(found, dtype=np.int64))
-    pairs = np.concatenate(pairs)
-    # corner graph: corners of paired faces at the same vertex are the same vertex
-    corner_of = lambda f, vert: 3 * f + np.argmax(faces[f] == vert[:, None], axis=1)  # noqa: E731
+    return np.concatenate(pairs)
+
+
+def split_nonmanifold(mesh: Mesh) -> Mesh:
+    """Make the mesh edge-manifold by duplicating vertices where sheets only touch.
+
+    Faces on an edge with more than two faces are paired geometrically; then every vertex
+    gets one copy per fan of faces connected through its (paired) edges: the corners of two
+    paired faces at a shared vertex are one vertex. Geometry is unchanged; per-vertex
+    attributes are copied along.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as cc
+
+    faces = mesh.faces_fx3.astype(np.int64)
+    pairs = _paired_faces(mesh)
     fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
-    common = (fa[:, :, None] == fb[:, None, :]).any(axis=2)               # (P, 3) corners of f in g
-    rows, cols = np.nonzero(common)
-    verts_shared = fa[rows, cols]
-    c1 = 3 * pairs[rows, 0] + cols
-    c2 = corner_of(pairs[rows, 1], verts_shared)
-    graph = coo_matrix((np.ones(c1.size, dtype=np.int32), (c1, c2)), shape=(3 * len(faces),) * 2)
+    rows, cols = np.nonzero((fa[:, :, None] == fb[:, None, :]).any(axis=2))   # shared corners of fa
+    cols_b = np.argmax(fb[rows] == fa[rows, cols][:, None], axis=1)          # same vertex in fb
+    corner_a = 3 * pairs[rows, 0] + cols
+    corner_b = 3 * pairs[rows, 1] + cols_b
+    graph = coo_matrix((np.ones(corner_a.size, dtype=np.int32), (corner_a, corner_b)),
+                       shape=(3 * len(faces),) * 2)
     _, label = cc(graph, directed=False)
     _, first, new_faces = np.unique(label, return_index=True, return_inverse=True)
     source = faces.reshape(-1)[first]

@@ -2,16 +2,20 @@
 
 Unwrap (box projection): every face goes to one of six groups by the dominant axis and sign
 of its normal; each group splits into edge-connected charts, projected along that axis
-(orthographic, so distortion stays below sqrt(3) and the chart keeps its winding). Charts
-are packed as rectangles with a shelf packer at one texel density for all, with `padding`
-empty texels between them. A chart that folds over itself in projection (a helix, say) is
+(orthographic, so the chart keeps its winding). Charts are packed as rectangles with a
+shelf packer at the largest common texel density that fits, with `padding` empty texels
+between them. A chart that folds over itself in projection (a helix, say) is
 found while rasterising and split until no texel is covered twice.
 
-Bake: every texel whose centre lies in a triangle, or within 1.5 texels of its edges (so every
-texel a bilinear lookup inside the chart touches holds the chart's own colour), gets a 3D point from barycentric coordinates,
-optionally pulled onto the field's zero level set with Newton steps along the normal, and
-the colour field is queried there. All remaining texels take the colour of the nearest baked
-texel, so bilinear filtering and mipmaps never reach a dark background.
+Bake: every texel whose centre lies in a triangle, or within 1.5 texels of its edges (so
+every texel that a bilinear lookup inside the chart touches holds the chart's own colour),
+gets a 3D point from barycentric coordinates, optionally pulled onto the field's zero level
+set with a Newton step along the normal, and the colour field is queried there. The
+remaining texels are filled by push-pull (averages from a 2x2 pyramid), so bilinear
+filtering and mipmaps never reach a dark background.
+
+Distortion: one texel density for all charts; a face's stretch is at most sqrt(3) along
+one direction (its normal is within 55 degrees of the projection axis).
 
 Pixel space: x to the right, y down from the top row, texel (row j, column i) has its centre
 at (i + 0.5, j + 0.5). UVs follow Mesh's convention: u = x / W, v = 1 - y / H.

@@ -58,6 +58,9 @@ class TriplaneEncoder(nn.Module):
                                     for _ in range(cfg.enc_depth))
         self.norm = nn.LayerNorm(cfg.enc_width)
         self.to_moments = nn.Linear(cfg.enc_width, 2 * cfg.latent_channels)
+        # start nearly deterministic (std ~0.02) so the decoder learns to use z before the
+        # KL term can pull the posterior to the prior
+        nn.init.constant_(self.to_moments.bias[cfg.latent_channels:], -8.0)
 
     def forward(self, views):
         # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
@@ -127,8 +130,17 @@ def sample_triplane(planes, points):
     return feats.view(B, 3, C, -1).sum(dim=1).transpose(1, 2)                # (B, N, C)
 
 
+def _mlp(width_in: int, hidden: int, layers: int, width_out: int) -> nn.Sequential:
+    mods, width = [], width_in
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    return nn.Sequential(*mods, nn.Linear(width, width_out))
+
+
 class TriplaneField(nn.Module):
-    """MLP heads for SDF and RGB at any point.
+    """MLP heads for SDF and RGB at any point (separate MLPs: colour gradients do not
+    fight geometry gradients in a shared trunk).
 
     Geometric initialisation: the SDF is a learned residual on top of a sphere of radius
     `sphere_radius`, and the residual head starts at zero, so an untrained model already
@@ -138,21 +150,21 @@ class TriplaneField(nn.Module):
     def __init__(self, cfg: VAEConfig, extra_outputs: int = 0):
         super().__init__()
         self.radius = cfg.sphere_radius
-        layers, width = [], cfg.plane_channels
-        for _ in range(cfg.field_layers):
-            layers += [nn.Linear(width, cfg.field_hidden), nn.SiLU()]
-            width = cfg.field_hidden
-        self.trunk = nn.Sequential(*layers)
-        self.sdf_head = nn.Linear(width, 1 + extra_outputs)
-        self.rgb_head = nn.Linear(width, 3)
-        nn.init.zeros_(self.sdf_head.weight)
-        nn.init.zeros_(self.sdf_head.bias)
+        C, H, L = cfg.plane_channels, cfg.field_hidden, cfg.field_layers
+        self.sdf_mlp = _mlp(C, H, L, 1 + extra_outputs)
+        self.rgb_mlp = _mlp(C, H, L, 3)
+        nn.init.zeros_(self.sdf_mlp[-1].weight)
+        nn.init.zeros_(self.sdf_mlp[-1].bias)
+
+    @property
+    def sdf_head(self) -> nn.Linear:
+        return self.sdf_mlp[-1]
 
     def forward(self, planes, points):
         # planes (B, 3, C, H, W); points (B, N, 3) -> sdf (B, N), rgb (B, N, 3)
-        h = self.trunk(sample_triplane(planes, points))
-        sdf = self.sdf_head(h)[..., 0] + points.norm(dim=-1) - self.radius
-        return sdf, torch.sigmoid(self.rgb_head(h))
+        feats = sample_triplane(planes, points)                              # (B, N, C)
+        sdf = self.sdf_mlp(feats)[..., 0] + points.norm(dim=-1) - self.radius
+        return sdf, torch.sigmoid(self.rgb_mlp(feats))
 
 
 class TriplaneVAE(nn.Module):

@@ -133,8 +133,9 @@ class Logger:
                   file=__import__("sys").stderr)
 
 
-def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
+def cosine_lr(step: int, progress: float, base: float, warmup: int = 100) -> float:
+    """Linear warm-up for `warmup` steps, then cosine decay over progress in [0, 1]."""
     import math
     if step < warmup:
         return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

@@ -116,8 +116,9 @@ def train(a: TrainArgs) -> dict:
     log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
     t0, history, step = time.time(), [], start
     for step in range(start, a.steps):
+        progress = _progress(step, a, time.time() - t0, start)
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, a.steps, a.lr, warmup=min(100, a.steps // 10))
+            g["lr"] = cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
         idx = torch.randint(0, len(store), (a.batch,), generator=gen)
         batch, rnd = make_batch(idx)
         with autocast(d, a.bf16):
@@ -129,7 +130,7 @@ def train(a: TrainArgs) -> dict:
         stats["loss"] = mean_across_ranks(stats["loss"], d)
         history.append(stats["loss"])
         log.log(step + 1, lr=opt.param_groups[0]["lr"], **stats)
-        out_of_time = a.max_minutes and time.time() - t0 > a.max_minutes * 60
+        out_of_time = bool(a.max_minutes) and time.time() - t0 > a.max_minutes * 60
         if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
             save_checkpoint(ckpt, part, opt, step + 1)
             _ship(model, cfg, a)
@@ -143,6 +144,15 @@ def train(a: TrainArgs) -> dict:
         (Path(a.out) / f"summary_{a.stage}.json").write_text(json.dumps(
             {k: v for k, v in summary.items() if k != "history"}, indent=1))
     return summary
+
+
+def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
+    """Schedule position in [0, 1]: by steps, or by wall time when a time cap is set and
+    comes first (so the learning rate is annealed however fast the machine is)."""
+    by_steps = step / max(1, a.steps)
+    if not a.max_minutes:
+        return by_steps
+    return max(by_steps, elapsed_s / (a.max_minutes * 60))
 
 
 def _ship(model, cfg, a: TrainArgs) -> None:

@@ -20,11 +20,11 @@ from ..render.volume import render_rays
 
 @dataclass
 class VAELossWeights:
-    sdf: float = 1.0
+    sdf: float = 10.0
     sdf_clamp: float = 0.1
     rgb: float = 1.0
-    render_rgb: float = 0.5
-    render_mask: float = 0.5
+    render_rgb: float = 0.1
+    render_mask: float = 0.1
     kl: float = 1e-5
     rays: int = 256            # rays per example per step
     ray_samples: int = 32
@@ -56,7 +56,10 @@ def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n
     planes = vae.decoder(z)
     sdf, rgb = vae.field(planes, batch["points"])
     c = w.sdf_clamp
-    l_sdf = F.l1_loss(sdf.clamp(-c, c), batch["sdf"].clamp(-c, c))
+    # clamped L1 focuses on the surface band; the unclamped term keeps a gradient
+    # everywhere while the prediction is still far from the target
+    l_sdf = F.l1_loss(sdf.clamp(-c, c), batch["sdf"].clamp(-c, c)) \
+        + 0.2 * F.l1_loss(sdf, batch["sdf"])
     near = (batch["sdf"].abs() < w.surface_band).float()[..., None]
     l_rgb = ((rgb - batch["rgb"]).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
     targets = torch.cat([batch["albedo"], views[:, :, 3:]], dim=2)          # (B, V, 10, H, W)

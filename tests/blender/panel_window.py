@@ -1,24 +1,46 @@
 """Run inside a real Blender window (Debian's Blender 3.4 under Xvfb):
 
-    blender --factory-startup -noaudio --python tests/blender/panel_window.py -- OUT.png OUT.json
+    blender --factory-startup -noaudio --enable-event-simulate \
+        --python tests/blender/panel_window.py -- OUT.png OUT.json [--glb F] [--model DIR]
 
 Kiln must already be in the user scripts folder as a legacy add-on named `kiln`
 (BLENDER_USER_SCRIPTS/addons/kiln). The script enables it, opens View3D > Sidebar >
-Kiln, fills in a prompt, lets Blender draw the panels a few times, counts every draw
-and every exception raised while drawing, saves a screenshot of the 3D View and quits.
+Kiln, fills in a prompt and lets Blender draw, counting every panel draw and every
+exception raised while drawing. With --glb it first re-imports that result through
+Kiln's history operator. With --model it presses Generate in the live window: the
+engine runs while Blender's own timer polls it, and every poll is timed. Then it saves
+a screenshot of the 3D View, writes the report and quits.
 """
 
+import argparse
 import json
+import os
 import sys
+import time
 import traceback
 
 import bpy
 
-ARGS = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-PNG, REPORT = ARGS[0], ARGS[1]
-STATE = {"draws": {}, "errors": [], "ticks": 0, "category": None, "blender": bpy.app.version_string}
+
+def parse():
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    parser = argparse.ArgumentParser()
+    parser.add_argument("png")
+    parser.add_argument("report")
+    parser.add_argument("--glb", default="")
+    parser.add_argument("--model", default="")
+    parser.add_argument("--prompt", default="a small wooden treasure chest")
+    return parser.parse_args(argv)
 
 
+ARGS = parse()
+STATE = {"blender": bpy.app.version_string, "draws": {}, "errors": [], "ticks": 0,
+         "imported": None, "generate": None, "generated": None, "tick_ms": [],
+         "job_error": None, "stages": []}
+T0 = time.monotonic()
+
+
+# ---------------------------------------------------------------- instrumentation
 def count_draws(panel_classes) -> None:
     """Wrap each panel's draw (re-registering: Blender 3.4 crashes if a registered
     panel's draw is swapped in place)."""
@@ -40,6 +62,23 @@ def counted(original, name):
     return draw
 
 
+def time_polls(session) -> None:
+    """Time every poll Blender's timer makes (SESSION.tick, called by timer_tick)."""
+    original = session.SESSION.tick
+
+    def tick():
+        t0 = time.perf_counter()
+        try:
+            return original()
+        finally:
+            job = session.SESSION.job
+            STATE["tick_ms"].append((time.perf_counter() - t0) * 1000.0)
+            if job is not None and (not STATE["stages"] or STATE["stages"][-1] != job.stage):
+                STATE["stages"].append(job.stage)
+    session.SESSION.tick = tick
+
+
+# ---------------------------------------------------------------- window helpers
 def view3d():
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
@@ -48,65 +87,89 @@ def view3d():
     raise RuntimeError("no 3D View in the startup file")
 
 
-def setup() -> None:
-    bpy.ops.preferences.addon_enable(module="kiln")
-    import kiln.panels
-    count_draws(kiln.panels.CLASSES)
-    scene = bpy.context.scene
-    scene.kiln.prompt = "a small wooden treasure chest"
-    scene.kiln.seed = 42
-    scene.kiln.variations = 4
-    window, area = view3d()
-    space = area.spaces.active
-    space.show_region_ui = True
-    for obj in list(scene.objects):              # an empty stage, the panel in front
-        if obj.type == 'MESH':
-            bpy.data.objects.remove(obj)
-    region = next(r for r in area.regions if r.type == 'UI')
-    if hasattr(region, "active_panel_category"):  # Blender 4.2+
-        region.active_panel_category = "Kiln"
-    STATE["category"] = getattr(region, "active_panel_category", None)
+def region_of(area, kind):
+    return next(r for r in area.regions if r.type == kind)
 
 
-def simulate(window, area, kind, down=None, **keys) -> None:
+def simulate(window, area, kind, down=None) -> None:
     """Press + release `kind` over the sidebar; `down` (px from its top) aims at its tabs."""
-    region = next(r for r in area.regions if r.type == 'UI')
+    region = region_of(area, 'UI')
     x, y = region.x + region.width // 2, region.y + region.height // 2
     if down is not None:
         x, y = region.x + region.width - 8, region.y + region.height - down
     window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=x, y=y)
-    window.event_simulate(type=kind, value='PRESS', x=x, y=y, **keys)
-    window.event_simulate(type=kind, value='RELEASE', x=x, y=y, **keys)
+    window.event_simulate(type=kind, value='PRESS', x=x, y=y)
+    window.event_simulate(type=kind, value='RELEASE', x=x, y=y)
 
 
-def widen_sidebar(window, area, pixels: int) -> None:
-    """Drag the sidebar's left edge outwards so labels are not cut short."""
-    region = next(r for r in area.regions if r.type == 'UI')
-    x, y = region.x + 2, region.y + region.height // 2
-    window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=x, y=y)
-    window.event_simulate(type='LEFTMOUSE', value='PRESS', x=x, y=y)
-    for step in range(1, 6):
-        window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=x - pixels * step // 5, y=y)
-    window.event_simulate(type='LEFTMOUSE', value='RELEASE', x=x - pixels, y=y)
+def frame(window, area, zoom_out: float = 1.8) -> None:
+    space = area.spaces.active
+    space.shading.type = 'SOLID'
+    space.shading.color_type = 'TEXTURE'
+    region = region_of(area, 'WINDOW')
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        bpy.ops.view3d.view_selected()
+    space.region_3d.view_distance *= zoom_out
+
+
+# ---------------------------------------------------------------- steps
+def setup() -> None:
+    bpy.ops.preferences.addon_enable(module="kiln")
+    import kiln.panels
+    from kiln.operators import session
+    count_draws(kiln.panels.CLASSES)
+    time_polls(session)
+    prefs = bpy.context.preferences.addons["kiln"].preferences
+    if ARGS.model:
+        prefs.model_source, prefs.model_folder = 'FOLDER', ARGS.model
+    out = os.path.dirname(ARGS.glb) if ARGS.glb else os.path.dirname(os.path.abspath(ARGS.report))
+    prefs.output_dir = out
+    scene = bpy.context.scene
+    scene.kiln.prompt, scene.kiln.seed = ARGS.prompt, 42
+    if ARGS.model:                       # quick settings for the test model
+        scene.kiln.steps, scene.kiln.resolution, scene.kiln.texture = 4, 48, '256'
+    for obj in list(scene.objects):      # an empty stage, the panel in front
+        if obj.type == 'MESH':
+            bpy.data.objects.remove(obj)
+    window, area = view3d()
+    area.spaces.active.show_region_ui = True
+    if ARGS.glb:
+        with bpy.context.temp_override(window=window, area=area):
+            bpy.ops.kiln.history_import(filepath=ARGS.glb)
+        STATE["imported"] = bpy.context.active_object.name
+        frame(window, area)
+    region = region_of(area, 'UI')
+    if hasattr(region, "active_panel_category"):      # Blender 4.2+
+        region.active_panel_category = "Kiln"
 
 
 def tick():
-    """Close the splash, bring the Kiln tab forward, let it draw, then screenshot."""
+    """Close the splash, bring the Kiln tab forward, generate, then screenshot."""
     STATE["ticks"] += 1
     window, area = view3d()
-    print("kiln panel_window tick", STATE["ticks"], STATE["draws"], flush=True)
+    from kiln.operators.session import SESSION
     try:
         drawn = STATE["draws"].get("KILN_PT_main", 0)
-        can_simulate = hasattr(window, "event_simulate")
-        if STATE["ticks"] == 1 and can_simulate:
+        if STATE["ticks"] == 1:
             simulate(window, area, 'ESC')             # the first-run splash
-        elif STATE["ticks"] == 2 and can_simulate:
-            widen_sidebar(window, area, 110)
-        elif not drawn and can_simulate and STATE["category"] != "Kiln":
+        elif not drawn:
             # Blender 3.x has no API for the sidebar tab: click down the tab strip
             # until the Kiln tab is the one drawn.
-            simulate(window, area, 'LEFTMOUSE', down=10 + 14 * (STATE["ticks"] - 3))
-        if (drawn >= 3 and STATE["ticks"] > 3) or STATE["ticks"] >= 40:
+            simulate(window, area, 'LEFTMOUSE', down=10 + 14 * (STATE["ticks"] - 2))
+        elif ARGS.model and STATE["generate"] is None:
+            with bpy.context.temp_override(window=window, area=area):
+                STATE["generate"] = sorted(bpy.ops.kiln.generate())
+        elif STATE["generate"] is not None and SESSION.busy and time.monotonic() - T0 < 240:
+            return 0.2
+        elif STATE["generate"] is not None and STATE["generated"] is None:
+            STATE["job_error"] = SESSION.last_error
+            obj = bpy.context.active_object
+            STATE["generated"] = obj.name if obj is not None else None
+            if obj is not None:
+                frame(window, area)
+            STATE["settle"] = STATE["ticks"] + 3          # let the panels redraw
+        elif (drawn >= 3 and STATE["ticks"] >= STATE.get("settle", 0)) \
+                or time.monotonic() - T0 > 300:
             return finish(window, area)
         area.tag_redraw()
         return 0.3
@@ -118,10 +181,12 @@ def tick():
 def finish(window, area):
     try:
         with bpy.context.temp_override(window=window, area=area):
-            bpy.ops.screen.screenshot_area(filepath=PNG)
+            bpy.ops.screen.screenshot_area(filepath=ARGS.png)
     except Exception:
         STATE["errors"].append(traceback.format_exc())
-    with open(REPORT, "w") as fh:
+    from kiln.operators.session import SESSION
+    SESSION.shutdown()
+    with open(ARGS.report, "w") as fh:
         json.dump(STATE, fh, indent=2)
     bpy.ops.wm.quit_blender()
     return None

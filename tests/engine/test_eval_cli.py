@@ -43,7 +43,7 @@ def test_quick_eval_prints_json_with_every_figure(quick_run):
     result = json.loads(stdout)                       # stdout is JSON only
     assert "vae" in stderr                            # progress went to stderr
     expected = {
-        "vae": {"psnr_novel", "chamfer_l1", "normal_consistency", "chamfer_l1_1view", "n"},
+        "vae": {"psnr_novel", "psnr_novel_volume", "chamfer_l1", "normal_consistency", "chamfer_l1_1view", "n"},
         "generation": {"cov", "mmd_cd", "one_nna", "k", "per_category"},
         "text": {"category_accuracy", "color_accuracy", "n", "color_n",
                  "unseen_category_accuracy", "unseen_color_accuracy",
@@ -81,3 +81,19 @@ def test_table_lists_figures_and_targets(quick_run):
     for word in ("novel-view PSNR", "COV", "1-NNA", "category accuracy", "colour accuracy",
                  "Image to 3D", "Targets", "chair", "mug"):
         assert word in table
+
+
+def test_heldout_seeds_never_overlap_training():
+    from engine.evaluation.run import ROLE_OFFSETS, heldout_seed
+    from engine.train.cli import HELDOUT_SEED_BASE
+    seeds = {role: heldout_seed(role, 0) for role in ROLE_OFFSETS}
+    assert min(seeds.values()) >= HELDOUT_SEED_BASE
+    assert len(set(seeds.values())) == len(seeds)
+
+
+def test_names_color_sees_synonyms_only_as_words():
+    from engine.evaluation.run import names_color
+    assert names_color("a crimson stool, three legs", "red")
+    assert names_color("a tall red chair", "red")
+    assert not names_color("a tall chair", "red")
+    assert not names_color("a reddish-free blue mug", "red")
