@@ -232,23 +232,39 @@ class Ellipsoid(Primitive):
         return k0 * (k0 - 1.0) / k1
 
 
-def polygon_sdf(q_nx2: torch.Tensor, verts_mx2: torch.Tensor) -> torch.Tensor:
-    """Exact signed distance from 2D points to a simple closed polygon (any winding).
-    Vectorised over points and edges: (n, m) intermediate tensors."""
-    v = verts_mx2.to(q_nx2)
-    e = torch.roll(v, -1, 0) - v                                      # (m, 2) edges
-    w = q_nx2[:, None, :] - v[None]                                   # (n, m, 2)
-    t = ((w * e).sum(-1) / (e * e).sum(-1).clamp(min=1e-12)).clamp(0, 1)
-    b = w - e * t[..., None]
-    dist = (b * b).sum(-1).min(dim=1).values.sqrt()
-    # crossing number for the sign
-    vi, vj = v[None], torch.roll(v, -1, 0)[None]
-    qy = q_nx2[:, None, 1]
-    c1 = qy >= vi[..., 1]
-    c2 = qy < vj[..., 1]
-    c3 = e[None, :, 0] * w[..., 1] > e[None, :, 1] * w[..., 0]
-    flips = ((c1 & c2 & c3) | (~c1 & ~c2 & ~c3)).sum(1)
-    return torch.where(flips % 2 == 1, -dist, dist)
+class Polygon:
+    """A simple closed 2D polygon (any winding) with per-edge constants precomputed."""
+
+    def __init__(self, verts_mx2):
+        v = torch.as_tensor(np.asarray(verts_mx2, dtype=np.float64), dtype=torch.float32)
+        e = torch.roll(v, -1, 0) - v
+        self._base = {"vx": v[:, 0], "vy": v[:, 1], "ex": e[:, 0], "ey": e[:, 1],
+                      "inv": 1.0 / (e * e).sum(1).clamp(min=1e-12), "wy": torch.roll(v, -1, 0)[:, 1]}
+        self._cache: dict = {}
+        self.verts = v
+
+    def consts(self, ref: torch.Tensor) -> dict:
+        key = (ref.device, ref.dtype)
+        if key not in self._cache:
+            self._cache[key] = {k: t.to(ref) for k, t in self._base.items()}
+        return self._cache[key]
+
+
+def polygon_sdf(qx: torch.Tensor, qy: torch.Tensor, poly: Polygon) -> torch.Tensor:
+    """Exact signed distance from 2D points (qx, qy: (n,)) to a polygon; (n, m) work."""
+    k = poly.consts(qx)
+    wx = qx[:, None] - k["vx"]                                        # (n, m)
+    wy = qy[:, None] - k["vy"]
+    t = ((wx * k["ex"] + wy * k["ey"]) * k["inv"]).clamp_(0, 1)
+    bx = wx - k["ex"] * t
+    by = wy - k["ey"] * t
+    dist = (bx * bx + by * by).min(dim=1).values.sqrt()
+    # crossing number for the sign: an edge counts when all three tests agree
+    c1 = qy[:, None] >= k["vy"]
+    c2 = qy[:, None] < k["wy"]
+    c3 = k["ex"] * wy > k["ey"] * wx
+    odd = ((c1 == c2) & (c2 == c3)).sum(1) % 2 == 1
+    return torch.where(odd, -dist, dist)
 
 
 def _mirror_profile(profile_rz: Sequence[Sequence[float]]) -> torch.Tensor:
@@ -256,7 +272,7 @@ def _mirror_profile(profile_rz: Sequence[Sequence[float]]) -> torch.Tensor:
     if abs(pts[0, 0]) > 1e-9 or abs(pts[-1, 0]) > 1e-9:
         raise ValueError("a revolve profile must start and end on the axis (r = 0)")
     mirrored = pts[::-1][1:-1] * np.array([-1.0, 1.0])
-    return torch.as_tensor(np.concatenate([pts, mirrored]), dtype=torch.float32)
+    return np.concatenate([pts, mirrored])
 
 
 class Revolve(Primitive):
@@ -266,11 +282,10 @@ class Revolve(Primitive):
 
     def __init__(self, profile_rz: Sequence[Sequence[float]], color: Color = GREY):
         super().__init__(color)
-        self.poly = _mirror_profile(profile_rz)
+        self.poly = Polygon(_mirror_profile(profile_rz))
 
     def sdf(self, p):
-        q = torch.stack([_length2(p[:, 0], p[:, 1]), p[:, 2]], dim=1)
-        return polygon_sdf(q, self.poly)
+        return polygon_sdf(_length2(p[:, 0], p[:, 1]), p[:, 2], self.poly)
 
 
 class Extrude(Primitive):
@@ -278,11 +293,11 @@ class Extrude(Primitive):
 
     def __init__(self, polygon_xy: Sequence[Sequence[float]], h: float, color: Color = GREY):
         super().__init__(color)
-        self.poly = torch.as_tensor(np.asarray(polygon_xy, dtype=np.float64), dtype=torch.float32)
+        self.poly = Polygon(polygon_xy)
         self.h = float(h)
 
     def sdf(self, p):
-        dxy = polygon_sdf(p[:, :2], self.poly)
+        dxy = polygon_sdf(p[:, 0], p[:, 1], self.poly)
         dz = p[:, 2].abs() - self.h
         inside = torch.maximum(dxy, dz).clamp(max=0)
         return inside + _length2(dxy.clamp(min=0), dz.clamp(min=0))

@@ -82,9 +82,12 @@ def format_table(r: dict) -> str:
     ]
     width = max(len(a) for a, _ in rows)
     lines += [f"{a:<{width}}  {b}" for a, b in rows]
-    lines += ["", "Per category (COV % / MMD / 1-NNA %):"]
+    lines += ["", "Per category    COV %   MMD (CD)   1-NNA %   category %   colour %"]
     for cat, m in g["per_category"].items():
-        lines.append(f"  {cat:<10} {m['cov']:5.1f}  {m['mmd_cd']:.5f}  {m['one_nna']:5.1f}")
+        acc = t.get("per_category", {}).get(cat, {})
+        color = f"{acc['color']:8.1f}" if "color" in acc else "       -"
+        lines.append(f"  {cat:<12} {m['cov']:6.1f}   {m['mmd_cd']:.5f}   {m['one_nna']:7.1f}"
+                     f"   {acc.get('category', float('nan')):10.1f}   {color}")
     lines += ["", "Targets (issue 3):"]
     for name, item in r["targets"].items():
         lines.append(f"  {'met ' if item['met'] else 'MISS'}  {name}  (got {item['value']:.2f})")

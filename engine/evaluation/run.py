@@ -5,8 +5,9 @@ Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); th
 
 - vae: render 4 input views (as the training data does) + 2 novel views of an asset, at
   the encoder's resolution; encode (latent mean) -> decode -> sphere-trace the decoded
-  field at the novel views -> PSNR against the true render (whole image, white
-  background; `psnr_novel_volume`: the same by the training volume renderer); extract its mesh -> Chamfer-L1 and normal consistency against the true
+  field at the novel views -> PSNR of its albedo against the true albedo render (whole
+  image, white background; `psnr_novel_volume`: the same by the training volume
+  renderer); extract its mesh -> Chamfer-L1 and normal consistency against the true
   surface (and Chamfer-L1 from 1 input view only).
 - generation: per category, k shapes generated from the captions of k held-out reference
   assets of that category, against those k references: COV, MMD (PointFlow CD) and 1-NNA
@@ -17,8 +18,9 @@ Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); th
   colour, over prompts that name it); the same on captions in the held-out phrasing
   (`captions(..., split="heldout")`). `reference_color_accuracy` is the ceiling: the
   dominant colour of the true assets' own surfaces.
-- image: pipe.image_to_3d on input view 0 (RGBA) of the vae-section assets -> Chamfer-L1
-  against the true surface (object space: the model must also get the pose right).
+- image: pipe.image_to_3d on input view 0 (shaded RGBA, like the image condition in
+  training) of the vae-section assets -> Chamfer-L1 against the true surface (object
+  space: the model must also get the pose right).
 
 Generation runs at low settings (grid 64, vertex colours), the model's default steps.
 Metric definitions: engine/evaluation/metrics.py.
@@ -56,7 +58,7 @@ TARGETS = [
 
 INPUT_VIEWS = 4
 FOV_DEG = 40.0
-NOVEL_CAMERAS = ((45.0, 35.0), (225.0, 5.0))      # (azimuth, elevation), between the inputs
+NOVEL_CAMERAS = ((45.0, 30.0), (225.0, 12.0))     # (azimuth from the first input, elevation)
 TRACE_STEP = 0.05           # largest sphere-tracing step on a learned (not exact) SDF
 VOLUME_SAMPLES = 64         # samples per ray for the volume-rendered PSNR
 
@@ -160,25 +162,38 @@ def names_color(caption: str, color: str) -> bool:
 
 # ----------------------------------------------------------------------------- rendering
 
-def input_cameras(n: int = INPUT_VIEWS) -> torch.Tensor:
-    """The training data's orbit cameras: (n, 4, 4)."""
+def training_cameras(seed: int, n: int = INPUT_VIEWS) -> torch.Tensor:
+    """The cameras engine/train/cache.make_training_asset renders asset `seed` from:
+    n orbit views evenly spread from a random azimuth, random elevations 5-40 degrees.
+    (tests/engine/test_eval_cli.py checks the two stay the same.)"""
     from ..render import orbit_cameras
-    return orbit_cameras(n, fov_deg=FOV_DEG)
+    elevations, start = _camera_draws(seed, n)
+    return orbit_cameras(n, elevation_deg=elevations, azimuth_deg=start, fov_deg=FOV_DEG)
 
 
-def novel_cameras() -> torch.Tensor:
+def _camera_draws(seed: int, n: int = INPUT_VIEWS) -> tuple[list, float]:
+    rng = np.random.default_rng([seed, 7])
+    elevations = list(rng.uniform(5, 40, n))
+    return elevations, float(rng.uniform(0, 360))
+
+
+def novel_cameras(seed: int) -> torch.Tensor:
+    """Views the encoder never sees: halfway between the input azimuths, other elevations."""
     from ..render import orbit_cameras
+    _, start = _camera_draws(seed)
     az, el = zip(*NOVEL_CAMERAS)
-    return orbit_cameras(len(az), azimuth_deg=list(az), elevation_deg=list(el), fov_deg=FOV_DEG)
+    return orbit_cameras(len(az), azimuth_deg=[start + a for a in az], elevation_deg=list(el),
+                         fov_deg=FOV_DEG)
 
 
 def render_views(sdf_fn, rgb_fn, c2w: torch.Tensor, res: int) -> tuple[torch.Tensor, dict]:
-    """Views as the VAE encoder reads them: (V, 10, H, W) = RGB on white, alpha, Plücker
-    rays; and the raw render dict."""
-    from ..render import plucker, render
+    """Views as the VAE encoder reads them (as in training): (V, 10, H, W) = shaded RGB on
+    white, alpha, Plücker rays; and the raw render dict (its "rgb" is the albedo)."""
+    from ..render import plucker, render, shade
     out = render(sdf_fn, rgb_fn, c2w, fov_deg=FOV_DEG, res=res)
-    rays = plucker(*out["rays"])                                             # (V, H, W, 6)
-    views = torch.cat([out["rgb"], out["alpha"][..., None], rays], dim=-1)   # (V, H, W, 10)
+    origins, dirs = out["rays"]
+    shaded = shade(out["rgb"], out["normal"], out["alpha"], dirs)            # (V, H, W, 3)
+    views = torch.cat([shaded, out["alpha"][..., None], plucker(origins, dirs)], dim=-1)
     return views.permute(0, 3, 1, 2).contiguous(), out
 
 
@@ -249,13 +264,14 @@ class Evaluator:
     # ---- VAE
     def view_item(self, i: int) -> dict:
         """Held-out asset i of the VAE / image sections (memoised): the asset, its 4 input
-        views + 2 novel views (V, 10, S, S) at the encoder's resolution S, and its surface."""
+        views + 2 novel views (V, 10, S, S) at the encoder's resolution S rendered as the
+        training data is, their albedo "rgb" (V, S, S, 3), cameras, and its true surface."""
         if i not in self._items:
             asset = heldout_asset("vae", i, self.categories[i % len(self.categories)])
             size = self.pipe.model.vae.cfg.image_size
-            cams = torch.cat([input_cameras(), novel_cameras()])
+            cams = torch.cat([training_cameras(asset.seed), novel_cameras(asset.seed)])
             views, out = render_views(asset.sdf, asset.rgb, cams, size)
-            self._items[i] = {"asset": asset, "views": views, "rgb": out["rgb"],
+            self._items[i] = {"asset": asset, "views": views, "rgb": out["rgb"], "cams": cams,
                               "alpha": out["alpha"], "surface": self.true_surface(asset)}
         return self._items[i]
 
@@ -263,7 +279,6 @@ class Evaluator:
         from ..geometry.extract import extract_surface
         rows = {"psnr_novel": [], "psnr_novel_volume": [], "chamfer_l1": [],
                 "normal_consistency": [], "chamfer_l1_1view": []}
-        cams_novel = novel_cameras()
         for i in range(self.s.n_vae):
             self.report("vae", i, self.s.n_vae)
             item = self.view_item(i)
@@ -278,7 +293,7 @@ class Evaluator:
                 if used == INPUT_VIEWS:
                     rows["normal_consistency"].append(0.0 if got is None else M.normal_consistency(
                         got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3))
-                    truth = item["rgb"][INPUT_VIEWS:]
+                    truth, cams_novel = item["rgb"][INPUT_VIEWS:], item["cams"][INPUT_VIEWS:]
                     _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, views.shape[-1])
                     rows["psnr_novel"].append(M.psnr(pred["rgb"], truth))
                     volume = self.volume_render(planes, cams_novel, views.shape[-1])
@@ -337,13 +352,25 @@ class Evaluator:
                           else M.dominant_color(got.colors_nx3))
         return clouds, colors
 
-    def faithfulness(self, items, clouds, colors, refs, all_refs, ref_cats) -> dict:
+    def faithfulness(self, items, clouds, colors, all_refs, ref_cats) -> dict:
+        """Category accuracy (nearest reference by CD) and colour accuracy of generations;
+        per category too. Colour counts only prompts that name the main colour."""
         idx, _ = M.nearest_reference(clouds, all_refs)
         cat_ok = [ref_cats[j] == it[1] for j, it in zip(idx, items)]
-        col_ok = [c == it[2] for c, it in zip(colors, items) if names_color(it[0], it[2])]
+        col_ok = [c == it[2] for c, it in zip(colors, items)]
+        named = [names_color(it[0], it[2]) for it in items]
+        per_cat = {}
+        for cat in self.categories:
+            rows = [i for i, it in enumerate(items) if it[1] == cat]
+            if rows:
+                per_cat[cat] = {"category": 100.0 * _mean([cat_ok[i] for i in rows])}
+                named_rows = [i for i in rows if named[i]]
+                if named_rows:
+                    per_cat[cat]["color"] = 100.0 * _mean([col_ok[i] for i in named_rows])
+        col_named = [ok for ok, n in zip(col_ok, named) if n]
         return {"category_accuracy": 100.0 * _mean(cat_ok),
-                "color_accuracy": 100.0 * _mean(col_ok) if col_ok else 0.0,
-                "n": len(items), "color_n": len(col_ok)}
+                "color_accuracy": 100.0 * _mean(col_named) if col_named else 0.0,
+                "n": len(items), "color_n": len(col_named), "per_category": per_cat}
 
     def generation_and_text(self) -> tuple[dict, dict]:
         refs = self.references()
@@ -358,10 +385,10 @@ class Evaluator:
             start += k
         gen = {key: _mean([v[key] for v in per_cat.values()]) for key in ("cov", "mmd_cd", "one_nna")}
         gen.update(k=k, per_category=per_cat)
-        text = self.faithfulness(items, clouds, colors, refs, all_refs, ref_cats)
+        text = self.faithfulness(items, clouds, colors, all_refs, ref_cats)
         unseen_items = self.unseen_set()
         u_clouds, u_colors = self.run_prompts(unseen_items, "unseen")
-        unseen = self.faithfulness(unseen_items, u_clouds, u_colors, refs, all_refs, ref_cats)
+        unseen = self.faithfulness(unseen_items, u_clouds, u_colors, all_refs, ref_cats)
         text.update(unseen_category_accuracy=unseen["category_accuracy"],
                     unseen_color_accuracy=unseen["color_accuracy"], unseen_n=unseen["n"],
                     unseen_color_n=unseen["color_n"],
@@ -376,7 +403,7 @@ class Evaluator:
         for i in range(self.s.n_image):
             self.report("image", i, self.s.n_image)
             item = self.view_item(i)
-            rgba = torch.cat([item["rgb"][0], item["alpha"][0][..., None]], -1).numpy()
+            rgba = item["views"][0, :4].permute(1, 2, 0).numpy()                # (S, S, 4)
             t0 = time.perf_counter()
             mesh = self.pipe.image_to_3d(rgba, seed=i, steps=self.s.steps,
                                          resolution=self.s.gen_resolution,

@@ -92,7 +92,7 @@ def flexicubes_mesh(grid_rrr: torch.Tensor, bound: float = 1.0, sdf_fn: SdfFn | 
     """FlexiCubes with neutral weights on the grid; with sdf_fn, the sharp (Hermite QEF) placement
     exactly as `extract_flexicubes` does it."""
     res = grid_rrr.shape[0] - 1
-    x_nx3, _ = FlexiCubes.grid(res, bound, device=grid_rrr.device)
+    x_nx3 = FlexiCubes.grid_vertices(res, bound, device=grid_rrr.device)
     normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / res) if sdf_fn is not None else None
     with torch.no_grad():
         v, f, _ = FlexiCubes().extract(x_nx3, grid_rrr.reshape(-1), None, res, normal_fn=normal_fn)
@@ -249,7 +249,7 @@ def speed(resolutions=(64, 128, 256), repeats: int = 7, device: str = "cpu",
     fc = FlexiCubes()
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     for res in resolutions:
-        x_nx3, _ = FlexiCubes.grid(res, device=device)
+        x_nx3 = FlexiCubes.grid_vertices(res, device=device)
         sdf_n = torus(x_nx3)
         normal_fn = sdf_normal_fn(torus, 0.1 / res) if sharp else None
 

@@ -111,13 +111,24 @@ class FlexiCubes:
              dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """(verts_nx3, cubes_fx8): the regular grid; cubes_fx8 is int32."""
         r1 = res + 1
-        axis = torch.linspace(-bound, bound, r1, device=device, dtype=dtype)
-        verts_nx3 = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        verts_nx3 = FlexiCubes.grid_vertices(res, bound, device, dtype)
         cube = torch.arange(res, device=device, dtype=torch.int32)
         a, b, c = torch.meshgrid(cube, cube, cube, indexing="ij")
         base_f = ((a * r1 + b) * r1 + c).reshape(-1)
         cubes_fx8 = base_f[:, None] + _corner_offsets(res, device).to(torch.int32)[None]
         return verts_nx3, cubes_fx8
+
+    @staticmethod
+    def grid_vertices(res: int, bound: float = 1.0, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Just the (res+1)^3 x 3 vertices of `grid` (what `extract` needs; cubes_fx8=None)."""
+        r1 = res + 1
+        axis = torch.linspace(-bound, bound, r1, device=device, dtype=dtype)
+        verts = torch.empty((r1, r1, r1, 3), device=device, dtype=dtype)
+        verts[..., 0] = axis[:, None, None]
+        verts[..., 1] = axis[None, :, None]
+        verts[..., 2] = axis[None, None, :]
+        return verts.reshape(-1, 3)
 
     def __call__(self, *args, **kwargs):
         return self.extract(*args, **kwargs)
@@ -480,7 +491,7 @@ def sample_sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: 
         from .extract import sample_grid
         grid = sample_grid(sdf_fn, resolution, bound, chunk=chunk, levels=levels, device=device)
     else:
-        x_nx3, _ = FlexiCubes.grid(resolution, bound, device=device)
+        x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=device)
         with torch.inference_mode():
             vals = [sdf_fn(x_nx3[i:i + chunk]).reshape(-1).float()
                     for i in range(0, len(x_nx3), chunk)]
@@ -520,7 +531,7 @@ def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, level
     if resolution < 2:
         raise ValueError(f"Grid resolution must be at least 2, got {resolution}.")
     grid = sample_sdf_grid(sdf_fn, resolution, bound, levels=levels, device=device)
-    x_nx3, _ = FlexiCubes.grid(resolution, bound, device=grid.device)
+    x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=grid.device)
     with torch.no_grad():
         normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / resolution) if sharp else None
         verts, faces, _ = FlexiCubes().extract(x_nx3, grid.reshape(-1), None, resolution,

@@ -60,7 +60,6 @@ def main(args) -> int:
 
 
 def _latents(args) -> int:
-    import torch
     from ..config import ModelConfig
     from ..io.weights import load_state_dict
     from ..models import build_model

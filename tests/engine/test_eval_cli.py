@@ -97,3 +97,17 @@ def test_names_color_sees_synonyms_only_as_words():
     assert names_color("a tall red chair", "red")
     assert not names_color("a tall chair", "red")
     assert not names_color("a reddish-free blue mug", "red")
+
+
+def test_eval_views_match_training_views():
+    """The VAE section feeds the encoder views rendered exactly as its training data."""
+    import torch
+    from engine.data import CATEGORIES, make_asset
+    from engine.evaluation.run import render_views, training_cameras
+    from engine.train.cache import make_training_asset
+    seed = 10**8 + (CATEGORIES.index("donut") - 10**8) % len(CATEGORIES)   # a cheap shape
+    ex = make_training_asset(seed, n_views=4, res=16, n_points=8)
+    asset = make_asset(seed)
+    views, out = render_views(asset.sdf, asset.rgb, training_cameras(seed), 16)
+    assert torch.allclose(views, ex["views"].float(), atol=1e-4)
+    assert torch.allclose(out["rgb"].permute(0, 3, 1, 2), ex["albedo"].float(), atol=1e-4)
