@@ -32,7 +32,9 @@ screenshot: $(KILN_ZIP)
 	rm -rf out/screenshot && mkdir -p out/screenshot/scripts/addons/kiln docs
 	$(VPY) -m zipfile -e $(KILN_ZIP) out/screenshot/scripts/addons/kiln
 	BLENDER_USER_SCRIPTS=$(CURDIR)/out/screenshot/scripts BLENDER_USER_CONFIG=$(CURDIR)/out/screenshot/config \
-	KILN_PYTHON=$(CURDIR)/$(VPY) xvfb-run -a -s "-screen 0 1280x800x24" blender --factory-startup -noaudio \
+	BLENDER_USER_DATAFILES=$(CURDIR)/out/screenshot/datafiles \
+	KILN_PYTHON=$(CURDIR)/$(VPY) xvfb-run -a -s "-screen 0 1280x900x24" blender --factory-startup -noaudio \
 	  --enable-event-simulate --python tests/blender/panel_window.py -- \
-	  $(CURDIR)/docs/panel.png $(CURDIR)/out/screenshot/report.json $(wildcard $(CURDIR)/out/demo.glb)
+	  $(CURDIR)/docs/panel.png $(CURDIR)/out/screenshot/report.json \
+	  $(if $(wildcard out/demo.glb),--glb $(CURDIR)/out/demo.glb)
 	cat out/screenshot/report.json

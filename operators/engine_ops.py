@@ -35,7 +35,7 @@ class KILN_OT_stop_engine(bpy.types.Operator):
         return SESSION.client is not None
 
     def execute(self, context):
-        SESSION.cancel()
+        SESSION.abort()
         SESSION.stop_engine()
         return {'FINISHED'}
 

@@ -139,7 +139,7 @@ class Session:
         return self.client
 
     def restart_engine(self, context) -> None:
-        self.cancel()
+        self.abort()
         self.stop_engine()
         self.ensure_client(context)
         self._schedule()
@@ -189,14 +189,24 @@ class Session:
         else:
             self._finish()
 
+    def abort(self) -> None:
+        """End the job now, without waiting for the engine (it is being stopped)."""
+        if self.job is not None:
+            self.job.cancelled = True
+            self._finish()
+
     def run_until_done(self, timeout: float) -> Job:
         """Background mode: tick until the job ends (or cancel it after `timeout` s)."""
         job, deadline = self.job, time.monotonic() + timeout
         while self.job is job and job is not None:
             self.tick()
-            if self.job is job and time.monotonic() > deadline and not job.cancelled:
+            late = time.monotonic() - deadline
+            if self.job is job and late > 0 and not job.cancelled:
                 self.cancel()
                 job.error = f"The engine did not finish within {timeout:g} s."
+            elif self.job is job and late > 30:       # not even answering a cancel
+                self.abort()
+                self.stop_engine(timeout=1)
             time.sleep(0.02)
         return job
 
@@ -205,6 +215,8 @@ class Session:
         """Handle every engine event since the last tick; never blocks."""
         client = self.client
         if client is None:
+            if self.job is not None:
+                self._finish(error="The engine is not running: press Generate again.")
             return None
         events = client.poll()
         for event in events:
@@ -285,9 +297,7 @@ class Session:
 
     def shutdown(self) -> None:
         """Unregister / Blender exit: cancel, stop the engine, stop the timer."""
-        if self.job is not None:
-            self.job.cancelled = True
-            self._finish()
+        self.abort()
         self.stop_engine(timeout=3)
         if bpy.app.timers.is_registered(timer_tick):
             bpy.app.timers.unregister(timer_tick)

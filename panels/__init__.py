@@ -108,10 +108,10 @@ class KILN_PT_output(_KilnPanel, bpy.types.Panel):
         layout.use_property_decorate = False
         col = layout.column()
         col.prop(props, "resolution")
-        col.prop(props, "faces")
+        col.prop(props, "faces", text="Faces")
         col.prop(props, "texture")
         col.prop(props, "texture_mode")
-        col.prop(props, "smooth")
+        col.prop(props, "smooth", text="Smooth")
         col.prop(props, "target_size")
 
 

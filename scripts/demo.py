@@ -73,10 +73,10 @@ def stage(bpy, target) -> None:
     ground = bpy.context.active_object
     ground.name = "Ground"
     mat = bpy.data.materials.new("Ground")
-    mat.diffuse_color = (0.32, 0.33, 0.36, 1.0)
+    mat.diffuse_color = (0.12, 0.13, 0.15, 1.0)
     ground.data.materials.append(mat)
-    for name, kind, energy, loc in (("Key", 'SUN', 2.5, (4.0, -3.0, 6.0)),
-                                    ("Fill", 'AREA', 300.0, (-4.0, -2.0, 3.0))):
+    for name, kind, energy, loc in (("Key", 'SUN', 2.0, (4.0, -3.0, 6.0)),
+                                    ("Fill", 'AREA', 150.0, (-4.0, -2.0, 3.0))):
         light = bpy.data.lights.new(name, kind)
         light.energy = energy
         if kind == 'AREA':

@@ -38,7 +38,7 @@ COLOR_SYNONYMS_TRAIN: dict[str, list[str]] = {
     "purple": ["violet", "lilac"],
     "pink": ["rose", "salmon pink"],
     "white": ["ivory", "snow white"],
-    "black": ["jet black", "ebony"],
+    "black": ["pitch black", "ebony"],
     "grey": ["gray", "silver"],
     "brown": ["chocolate", "walnut"],
 }
@@ -53,7 +53,7 @@ COLOR_SYNONYMS_HELDOUT: dict[str, list[str]] = {
     "white": ["pearl", "cream"],
     "black": ["coal", "onyx"],
     "grey": ["ash", "slate"],
-    "brown": ["coffee", "mahogany"],
+    "brown": ["cocoa", "mahogany"],
 }
 
 

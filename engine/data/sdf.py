@@ -48,11 +48,14 @@ def solid(c: Color) -> Color:
     return c
 
 
-def stripes(c1: Color, c2: Color, axis: int = 2, period: float = 0.2,
+def stripes(c1: Color, c2: Color, direction=(0.0, 0.0, 1.0), period: float = 0.2,
             duty: float = 0.6, phase: float = 0.0) -> Color:
-    """Bands across `axis`: `c1` on a fraction `duty` of each period, `c2` elsewhere."""
+    """Parallel bands across `direction`: `c1` on a fraction `duty` of each period."""
+    n = np.asarray(direction, dtype=np.float64)
+    n = torch.as_tensor(n / np.linalg.norm(n), dtype=torch.float32)
+
     def fn(p):
-        u = torch.frac(p[:, axis] / period + phase + 1000.0)
+        u = torch.frac((p @ n.to(p)) / period + phase + 1000.0)
         return _mix(u < duty, c1, c2, p)
     return fn
 
@@ -62,11 +65,14 @@ def two_tone(c1: Color, c2: Color, axis: int = 2, split: float = 0.0) -> Color:
     return lambda p: _mix(p[:, axis] >= split, c1, c2, p)
 
 
-def checks(c1: Color, c2: Color, size: float = 0.15) -> Color:
-    """3D checkerboard of cubes of edge `size`."""
+def checks(c1: Color, c2: Color, size: float = 0.15, fill: float = 1.0) -> Color:
+    """3D checkerboard of cubes of edge `size`: `c2` on every other cube (only its
+    central `fill` fraction along each axis, leaving `c1` lines between squares)."""
     def fn(p):
-        k = torch.floor(p / size + 1000.0).sum(1)
-        return _mix(torch.remainder(k, 2) == 0, c1, c2, p)
+        u = p / size + 1000.0
+        odd = torch.remainder(torch.floor(u).sum(1), 2) == 1
+        inner = ((torch.frac(u) - 0.5).abs() < fill / 2).all(1)
+        return _mix(~(odd & inner), c1, c2, p)
     return fn
 
 
@@ -91,6 +97,19 @@ class Node:
 
     def rgb(self, p: torch.Tensor) -> torch.Tensor:
         return self.eval(p)[1]
+
+    def bounds(self) -> tuple[np.ndarray, float]:
+        """A ball (centre (3,), radius) in this node's frame containing the surface."""
+        raise NotImplementedError
+
+    def lower_bound(self, p: torch.Tensor) -> torch.Tensor:
+        """Distance from points to the bounding ball: no part of the surface is closer,
+        so a union can skip this node where the bound exceeds the running minimum."""
+        if not hasattr(self, "_bball"):
+            c, r = self.bounds()
+            self._bball = (torch.as_tensor(c, dtype=torch.float32), float(r))
+        c, r = self._bball
+        return (p - c.to(p)).norm(dim=1) - r
 
     # --- transform sugar (each returns a new node; nested transforms are merged)
     def move(self, x: float = 0.0, y: float = 0.0, z: float = 0.0) -> "Node":
@@ -117,7 +136,13 @@ class Primitive(Node):
 
 
 def _length2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.sqrt(x * x + y * y)
+    """sqrt(x^2 + y^2), with a finite gradient at 0 (autograd of the SDFs stays NaN-free)."""
+    return torch.sqrt((x * x + y * y).clamp(min=1e-24))
+
+
+def _norm(v: torch.Tensor) -> torch.Tensor:
+    """Row norms of (n, 3), with a finite gradient at 0."""
+    return torch.sqrt((v * v).sum(1).clamp(min=1e-24))
 
 
 class Sphere(Primitive):
@@ -126,7 +151,10 @@ class Sphere(Primitive):
         self.r = float(r)
 
     def sdf(self, p):
-        return p.norm(dim=1) - self.r
+        return _norm(p) - self.r
+
+    def bounds(self):
+        return np.zeros(3), self.r
 
 
 class Box(Primitive):
@@ -138,9 +166,12 @@ class Box(Primitive):
 
     def sdf(self, p):
         q = p.abs() - torch.as_tensor(self.half, dtype=p.dtype, device=p.device)
-        outside = q.clamp(min=0).norm(dim=1)
+        outside = _norm(q.clamp(min=0))
         inside = q.max(dim=1).values.clamp(max=0)
         return outside + inside
+
+    def bounds(self):
+        return np.zeros(3), float(np.linalg.norm(self.half)) + getattr(self, "r", 0.0)
 
 
 class RoundBox(Box):
@@ -167,7 +198,11 @@ class Capsule(Primitive):
         ba = torch.as_tensor(self.b, dtype=p.dtype, device=p.device) - a
         pa = p - a
         h = ((pa @ ba) / (ba @ ba).clamp(min=1e-12)).clamp(0, 1)
-        return (pa - h[:, None] * ba).norm(dim=1) - self.r
+        return _norm(pa - h[:, None] * ba) - self.r
+
+    def bounds(self):
+        a, b = np.asarray(self.a), np.asarray(self.b)
+        return (a + b) / 2, float(np.linalg.norm(b - a)) / 2 + self.r
 
 
 class Cylinder(Primitive):
@@ -182,6 +217,9 @@ class Cylinder(Primitive):
         dz = p[:, 2].abs() - self.h
         inside = torch.maximum(dx, dz).clamp(max=0)
         return inside + _length2(dx.clamp(min=0), dz.clamp(min=0))
+
+    def bounds(self):
+        return np.zeros(3), math.hypot(self.r, self.h)
 
 
 class CappedCone(Primitive):
@@ -203,7 +241,10 @@ class CappedCone(Primitive):
         cbx, cby = qx - r2 + k2x * t, qy - h + k2y * t
         sign = torch.where((cbx < 0) & (cay < 0), -1.0, 1.0).to(p.dtype)
         d2 = torch.minimum(cax * cax + cay * cay, cbx * cbx + cby * cby)
-        return sign * d2.sqrt()
+        return sign * d2.clamp(min=1e-24).sqrt()
+
+    def bounds(self):
+        return np.zeros(3), math.hypot(max(self.r1, self.r2), self.h)
 
 
 class Torus(Primitive):
@@ -216,6 +257,9 @@ class Torus(Primitive):
     def sdf(self, p):
         return _length2(_length2(p[:, 0], p[:, 1]) - self.R, p[:, 2]) - self.r
 
+    def bounds(self):
+        return np.zeros(3), self.R + self.r
+
 
 class Ellipsoid(Primitive):
     """Ellipsoid with radii (a, b, c). Not exact: a tight bound (exact on the surface,
@@ -227,9 +271,12 @@ class Ellipsoid(Primitive):
 
     def sdf(self, p):
         r = torch.as_tensor(self.radii, dtype=p.dtype, device=p.device)
-        k0 = (p / r).norm(dim=1)
-        k1 = (p / (r * r)).norm(dim=1).clamp(min=1e-9)
+        k0 = _norm(p / r)
+        k1 = _norm(p / (r * r)).clamp(min=1e-9)
         return k0 * (k0 - 1.0) / k1
+
+    def bounds(self):
+        return np.zeros(3), max(self.radii)
 
 
 class Polygon:
@@ -258,7 +305,7 @@ def polygon_sdf(qx: torch.Tensor, qy: torch.Tensor, poly: Polygon) -> torch.Tens
     t = ((wx * k["ex"] + wy * k["ey"]) * k["inv"]).clamp_(0, 1)
     bx = wx - k["ex"] * t
     by = wy - k["ey"] * t
-    dist = (bx * bx + by * by).min(dim=1).values.sqrt()
+    dist = (bx * bx + by * by).min(dim=1).values.clamp(min=1e-24).sqrt()
     # crossing number for the sign: an edge counts when all three tests agree
     c1 = qy[:, None] >= k["vy"]
     c2 = qy[:, None] < k["wy"]
@@ -287,6 +334,11 @@ class Revolve(Primitive):
     def sdf(self, p):
         return polygon_sdf(_length2(p[:, 0], p[:, 1]), p[:, 2], self.poly)
 
+    def bounds(self):
+        v = self.poly.verts.numpy().astype(np.float64)
+        zc = (v[:, 1].min() + v[:, 1].max()) / 2
+        return np.array([0.0, 0.0, zc]), float(np.hypot(v[:, 0], v[:, 1] - zc).max())
+
 
 class Extrude(Primitive):
     """A simple polygon in the xy plane extruded along z by half height h (exact)."""
@@ -301,6 +353,11 @@ class Extrude(Primitive):
         dz = p[:, 2].abs() - self.h
         inside = torch.maximum(dxy, dz).clamp(max=0)
         return inside + _length2(dxy.clamp(min=0), dz.clamp(min=0))
+
+    def bounds(self):
+        v = self.poly.verts.numpy().astype(np.float64)
+        c = (v.min(0) + v.max(0)) / 2
+        return np.array([c[0], c[1], 0.0]), float(np.hypot(np.linalg.norm(v - c, axis=1).max(), self.h))
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -338,6 +395,7 @@ class Transform(Node):
             off = off + scale * rot @ child.offset
             rot, scale, child = rot @ child.rotation, scale * child.scale_, child.child
         self.child, self.rotation, self.offset, self.scale_ = child, rot, off, float(scale)
+        self._identity = bool(np.allclose(rot, np.eye(3), atol=1e-12))
         self._cache: dict = {}
 
     def _local(self, p):
@@ -346,14 +404,22 @@ class Transform(Node):
             self._cache[key] = (torch.as_tensor(self.rotation, dtype=p.dtype, device=p.device),
                                 torch.as_tensor(self.offset, dtype=p.dtype, device=p.device))
         rot, off = self._cache[key]
-        return ((p - off) @ rot) / self.scale_      # rot^T (p - off) for row vectors
+        q = p - off
+        if not self._identity:
+            q = q @ rot                              # rot^T (p - off) for row vectors
+        return q if self.scale_ == 1.0 else q / self.scale_
 
     def sdf(self, p):
-        return self.child.sdf(self._local(p)) * self.scale_
+        d = self.child.sdf(self._local(p))
+        return d if self.scale_ == 1.0 else d * self.scale_
 
     def eval(self, p):
         d, c = self.child.eval(self._local(p))
         return d * self.scale_, c
+
+    def bounds(self):
+        c, r = self.child.bounds()
+        return self.offset + self.scale_ * self.rotation @ c, self.scale_ * r
 
 
 class Paint(Node):
@@ -368,28 +434,70 @@ class Paint(Node):
     def eval(self, p):
         return self.child.sdf(p), paint(self.color, p)
 
+    def bounds(self):
+        return self.child.bounds()
+
+
+class Recolor(Node):
+    """Replaces one exact colour `target` of a subtree by `color` (a pattern evaluated in
+    this node's frame); other colours, and blends of `target` with them, are kept."""
+
+    def __init__(self, child: Node, target: Sequence[float], color: Color):
+        self.child, self.target, self.color = child, tuple(float(c) for c in target), color
+
+    def sdf(self, p):
+        return self.child.sdf(p)
+
+    def eval(self, p):
+        d, c = self.child.eval(p)
+        hit = ((c - torch.as_tensor(self.target).to(c)).abs().max(dim=1).values < 1e-5)
+        return d, torch.where(hit[:, None], paint(self.color, p), c)
+
+    def bounds(self):
+        return self.child.bounds()
+
 
 # ----------------------------------------------------------------------------- operators
 
+def _enclose(balls) -> tuple[np.ndarray, float]:
+    """A ball containing the given balls (centre of their bounding box)."""
+    cs = np.stack([c for c, _ in balls])
+    rs = np.array([r for _, r in balls])
+    center = ((cs - rs[:, None]).min(0) + (cs + rs[:, None]).max(0)) / 2
+    return center, float((np.linalg.norm(cs - center, axis=1) + rs).max())
+
+
 class Union(Node):
-    """Hard union: min of the children; colour of the nearest child."""
+    """Hard union: min of the children; colour of the nearest child. Children whose
+    bounding ball is farther than the running minimum are skipped (exact: they cannot
+    be the minimum), so big unions only evaluate the parts near each point."""
 
     def __init__(self, *children: Node):
         self.children = list(children)
 
+    def bounds(self):
+        return _enclose([c.bounds() for c in self.children])
+
     def sdf(self, p):
         out = self.children[0].sdf(p)
         for c in self.children[1:]:
-            out = torch.minimum(out, c.sdf(p))
+            idx = (c.lower_bound(p) < out).nonzero().squeeze(1)
+            if idx.numel() == p.shape[0]:
+                out = torch.minimum(out, c.sdf(p))
+            elif idx.numel():
+                out = out.index_put((idx,), torch.minimum(out[idx], c.sdf(p[idx])))
         return out
 
     def eval(self, p):
         d, col = self.children[0].eval(p)
         for c in self.children[1:]:
-            d2, col2 = c.eval(p)
-            closer = d2 < d
-            d = torch.where(closer, d2, d)
-            col = torch.where(closer[:, None], col2, col)
+            idx = (c.lower_bound(p) < d).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            d2, col2 = c.eval(p[idx])
+            closer = d2 < d[idx]
+            sel = idx[closer]
+            d, col = d.index_put((sel,), d2[closer]), col.index_put((sel,), col2[closer])
         return d, col
 
 
@@ -404,13 +512,29 @@ class SmoothUnion(Node):
     def __init__(self, a: Node, b: Node, k: float):
         self.a, self.b, self.k = a, b, float(k)
 
+    def bounds(self):
+        c, r = _enclose([self.a.bounds(), self.b.bounds()])
+        return c, r + self.k
+
     def sdf(self, p):
-        return _smin_weights(self.a.sdf(p), self.b.sdf(p), self.k)[1]
+        da = self.a.sdf(p)
+        idx = (self.b.lower_bound(p) < da + self.k).nonzero().squeeze(1)   # elsewhere smin = a
+        if idx.numel() == 0:
+            return da
+        out = da.clone()
+        out[idx] = _smin_weights(da[idx], self.b.sdf(p[idx]), self.k)[1]
+        return out
 
     def eval(self, p):
-        (da, ca), (db, cb) = self.a.eval(p), self.b.eval(p)
-        h, d = _smin_weights(da, db, self.k)
-        return d, cb + (ca - cb) * h[:, None]
+        da, ca = self.a.eval(p)
+        idx = (self.b.lower_bound(p) < da + self.k).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return da, ca
+        db, cb = self.b.eval(p[idx])
+        h, d = _smin_weights(da[idx], db, self.k)
+        da, ca = da.clone(), ca.clone()
+        da[idx], ca[idx] = d, cb + (ca[idx] - cb) * h[:, None]
+        return da, ca
 
 
 class Subtract(Node):
@@ -426,17 +550,35 @@ class Subtract(Node):
         h, d = _smin_weights(-da, db, self.k)         # smax(a, -b) = -smin(-a, b)
         return h, -d
 
+    def bounds(self):
+        return self.a.bounds()
+
+    def _near_b(self, p, da):
+        # -b can only exceed a (or blend with it) where b < -a + k
+        return (self.b.lower_bound(p) < -da + self.k).nonzero().squeeze(1)
+
     def sdf(self, p):
-        return self._combine(self.a.sdf(p), self.b.sdf(p))[1]
+        da = self.a.sdf(p)
+        idx = self._near_b(p, da)
+        if idx.numel() == 0:
+            return da
+        out = da.clone()
+        out[idx] = self._combine(da[idx], self.b.sdf(p[idx]))[1]
+        return out
 
     def eval(self, p):
         da, ca = self.a.eval(p)
+        idx = self._near_b(p, da)
+        if idx.numel() == 0:
+            return da, ca
+        da, ca = da.clone(), ca.clone()
         if not self.cut_b:
-            db = self.b.sdf(p)
-            return self._combine(da, db)[1], ca
-        db, cb = self.b.eval(p)
-        h, d = self._combine(da, db)
-        return d, cb + (ca - cb) * h[:, None]
+            da[idx] = self._combine(da[idx], self.b.sdf(p[idx]))[1]
+            return da, ca
+        db, cb = self.b.eval(p[idx])
+        h, d = self._combine(da[idx], db)
+        da[idx], ca[idx] = d, cb + (ca[idx] - cb) * h[:, None]
+        return da, ca
 
 
 class Intersect(Node):
@@ -452,6 +594,9 @@ class Intersect(Node):
         da, ca = self.a.eval(p)
         return torch.maximum(da, self.b.sdf(p)), ca
 
+    def bounds(self):
+        return self.a.bounds()
+
 
 class Round(Node):
     """Inflates a child by r (rounds its edges when the child was shrunk by r)."""
@@ -465,6 +610,10 @@ class Round(Node):
     def eval(self, p):
         d, c = self.child.eval(p)
         return d - self.r, c
+
+    def bounds(self):
+        c, r = self.child.bounds()
+        return c, r + self.r
 
 
 class Shell(Node):
@@ -480,10 +629,26 @@ class Shell(Node):
         d, c = self.child.eval(p)
         return d.abs() - self.t, c
 
+    def bounds(self):
+        c, r = self.child.bounds()
+        return c, r + self.t
 
-def union(*nodes: Node) -> Node:
+
+def union(*nodes: Node, leaf: int = 4) -> Node:
+    """Hard union, arranged as a tree of small unions split along the longest axis of
+    the parts' centres, so that culling skips whole groups of far parts."""
     nodes = [n for n in nodes if n is not None]
-    return nodes[0] if len(nodes) == 1 else Union(*nodes)
+    if len(nodes) == 1:
+        return nodes[0]
+    if len(nodes) <= leaf:
+        return Union(*nodes)
+    balls = [n.bounds() for n in nodes]
+    centers = np.stack([c for c, _ in balls])
+    axis = int(np.argmax(centers.max(0) - centers.min(0)))
+    order = np.argsort(centers[:, axis], kind="stable")
+    half = len(nodes) // 2
+    return Union(union(*[nodes[i] for i in order[:half]], leaf=leaf),
+                 union(*[nodes[i] for i in order[half:]], leaf=leaf))
 
 
 def smooth_union(*nodes: Node, k: float = 0.05) -> Node:

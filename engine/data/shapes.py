@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import palette as pal
-from .sdf import (Box, paint, CappedCone, Capsule, Cylinder, Ellipsoid, Extrude, Node, Revolve,
+from .sdf import (Box, Recolor, paint, CappedCone, Capsule, Cylinder, Ellipsoid, Extrude, Node, Revolve,
                   RoundBox, Sphere, Torus, Transform, checks, dots,
                   intersect, look_rotation, smooth_union, stripes, subtract, two_tone, union)
 
@@ -64,7 +64,7 @@ class Ctx:
     """Draws parameters and colours for one asset and records them."""
 
     PATTERNS = ("solid", "stripes", "two-tone", "checks", "dots")
-    PATTERN_P = (0.55, 0.15, 0.12, 0.10, 0.08)
+    PATTERN_P = (0.6, 0.14, 0.1, 0.09, 0.07)
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
@@ -110,20 +110,27 @@ class Ctx:
         self.rgbs[role] = pal.jitter(name, self.rng)
         return self.rgbs[role]
 
-    def fill(self, zmin: float, zmax: float, size: float):
-        """The main colour, patterned if this asset has a pattern. `zmin..zmax` is the
-        height range of the part in the frame it is painted in; `size` its scale."""
+    @property
+    def main_rgb(self):
+        """The main colour (RGB). Parts painted with exactly this colour get the asset's
+        pattern, applied over the whole asset once it is built (see `pattern_fn`)."""
+        return self.rgbs["main"]
+
+    def pattern_fn(self, lo: np.ndarray, hi: np.ndarray):
+        """The pattern over the asset's bounding box lo..hi (natural units), or None.
+        The main colour keeps most of the surface: stripes 62%, two-tone the upper 68%,
+        checks and dots about 70-85%."""
         c1, c2 = self.rgbs["main"], self.rgbs.get("pattern")
-        span = max(zmax - zmin, 1e-3)
+        span, size = float(hi[2] - lo[2]), float(np.max(hi - lo))
         if self.pattern == "stripes":
-            return stripes(c1, c2, axis=2, period=span / 4.5, duty=0.62, phase=-zmin / (span / 4.5))
+            return stripes(c1, c2, direction=(0.3, 0.2, 1.0), period=size / 8.0, duty=0.62)
         if self.pattern == "two-tone":
-            return two_tone(c1, c2, axis=2, split=zmin + 0.32 * span)
+            return two_tone(c1, c2, axis=2, split=float(lo[2]) + 0.32 * span)
         if self.pattern == "checks":
-            return checks(c1, c2, size=size / 4.0)
+            return checks(c1, c2, size=size / 7.0, fill=0.8)
         if self.pattern == "dots":
-            return dots(c1, c2, spacing=size / 4.0, radius=size / 18.0)
-        return c1
+            return dots(c1, c2, spacing=size / 6.0, radius=size / 26.0)
+        return None
 
     def feature(self, text: str) -> None:
         self.features.append(text)
@@ -204,7 +211,7 @@ def chair(c: Ctx) -> Node:
     arms = c.flag("armrests", 0.3) and not round_seat
     back = c.choice("back_style", ["panel", "slats", "ladder"])
     leg_col = c.color("legs", WOODS, same_as_main_p=0.5)
-    main = c.fill(0.0, sh + back_h, 1.0)
+    main = c.main_rgb
     top = sh + st / 2
     if round_seat:
         seat = Cylinder(sw / 2, st / 2, main).move(0, 0, sh)
@@ -255,7 +262,7 @@ def table(c: Ctx) -> Node:
     th, tt = c.u("height", 0.7, 0.95), c.u("top_thickness", 0.05, 0.1)
     pedestal = round_top and c.flag("pedestal", 0.5)
     leg_col = c.color("legs", WOODS, same_as_main_p=0.5)
-    main = c.fill(th - tt, th, 1.0)
+    main = c.main_rgb
     z_top = th - tt / 2
     if round_top:
         top = Cylinder(tw / 2, tt / 2, main).move(0, 0, z_top)
@@ -285,14 +292,14 @@ def table(c: Ctx) -> Node:
 
 
 def stool(c: Ctx) -> Node:
-    r = c.u("seat_radius", 0.25, 0.34)
-    h = c.u("height", 0.8, 1.25)
+    r = c.u("seat_radius", 0.27, 0.36)
+    h = c.u("height", 0.8, 1.2)
     n = c.choice("legs", [3, 4])
-    leg_r = c.u("leg_radius", 0.025, 0.04)
+    leg_r = c.u("leg_radius", 0.022, 0.034)
     splay = c.u("splay", 1.0, 1.35)
-    leg_col = c.color("legs", WOODS + ["grey"], same_as_main_p=0.4)
-    main = c.fill(h - 0.1, h, 2 * r)
-    st = c.u("seat_thickness", 0.06, 0.1)
+    leg_col = c.color("legs", WOODS + ["grey"], same_as_main_p=0.7)
+    main = c.main_rgb
+    st = c.u("seat_thickness", 0.08, 0.13)
     seat = Cylinder(r, st / 2, main).move(0, 0, h - st / 2)
     if c.flag("padded", 0.4):
         seat = smooth_union(seat, Ellipsoid((r * 0.95, r * 0.95, 0.06), main).move(0, 0, h), k=0.04)
@@ -318,7 +325,7 @@ def sofa(c: Ctx) -> Node:
     aw, ah = c.u("arm_width", 0.12, 0.22), c.u("arm_height", 0.55, 0.7)
     n = c.i("cushions", 2, 3)
     leg_col = c.color("legs", WOODS)
-    main = c.fill(0.0, bh, 0.8)
+    main = c.main_rgb
     base = RoundBox((L / 2, D / 2, (sh - 0.18) / 2), 0.04, main).move(0, 0, 0.08 + (sh - 0.18) / 2)
     back = RoundBox((L / 2, 0.1, (bh - 0.08) / 2), 0.08, main).move(0, D / 2 - 0.1, 0.08 + (bh - 0.08) / 2)
     arms = [RoundBox((aw / 2, D / 2, (ah - 0.08) / 2), 0.06, main).move(s * (L / 2 - aw / 2), 0, 0.08 + (ah - 0.08) / 2)
@@ -338,27 +345,27 @@ def sofa(c: Ctx) -> Node:
 
 def bed(c: Ctx) -> Node:
     L, W = c.u("length", 1.9, 2.2), c.u("width", 1.0, 1.6)
-    fh, mt = c.u("frame_height", 0.25, 0.35), c.u("mattress", 0.18, 0.25)
-    hb = c.u("headboard", 0.55, 0.9)
-    frame_col = c.color("frame", WOODS, same_as_main_p=0.35)
+    fh, mt = c.u("base_height", 0.22, 0.32), c.u("mattress", 0.18, 0.25)
+    hb = c.u("headboard", 0.45, 0.8)
+    frame_col = c.color("frame", WOODS, same_as_main_p=0.5)     # headboard and legs
     sheet = c.color("sheet", ["white", "grey", "pink", "blue", "yellow"])
-    main = c.fill(fh, fh + mt + 0.05, 1.0)
-    frame = RoundBox((L / 2, W / 2, fh / 2 - 0.05), 0.03, frame_col).move(0, 0, fh / 2 + 0.05)
+    main = c.main_rgb                                             # blanket and upholstered base
+    base = RoundBox((L / 2, W / 2, (fh - 0.1) / 2), 0.03, main).move(0, 0, 0.1 + (fh - 0.1) / 2)
     legs = _legs_at([(sx * (L / 2 - 0.06), sy * (W / 2 - 0.06)) for sx in (-1, 1) for sy in (-1, 1)],
-                    0, 0.1, 0.04, frame_col, square=True)
+                    0, 0.11, 0.04, frame_col, square=True)
     head = RoundBox((0.05, W / 2 + 0.03, (fh + hb) / 2), 0.03, frame_col).move(-L / 2 - 0.02, 0, (fh + hb) / 2)
     mattress = RoundBox((L / 2 - 0.03, W / 2 - 0.03, mt / 2), 0.06, sheet).move(0, 0, fh + mt / 2)
-    bl = L * 0.72
+    bl = L * 0.8
     blanket = RoundBox((bl / 2, W / 2 + 0.01, mt / 2 + 0.02), 0.05, main).move(L / 2 - bl / 2, 0, fh + mt / 2 + 0.02)
     n_p = 2 if W > 1.3 else 1
     pillows = [Ellipsoid((0.16, W / (2 * n_p) * 0.8, 0.07), sheet).move(-L / 2 + 0.22, y, fh + mt + 0.04)
                for y in (np.linspace(-W / 4, W / 4, n_p) if n_p == 2 else [0.0])]
-    parts = [frame, *legs, head, mattress, blanket, *pillows]
+    parts = [base, *legs, head, mattress, blanket, *pillows]
     if c.flag("footboard", 0.4):
-        parts.append(RoundBox((0.05, W / 2 + 0.03, (fh + 0.25) / 2), 0.03, frame_col).move(L / 2 + 0.02, 0, (fh + 0.25) / 2))
+        parts.append(RoundBox((0.05, W / 2 + 0.03, (fh + 0.2) / 2), 0.03, frame_col).move(L / 2 + 0.02, 0, (fh + 0.2) / 2))
         c.feature("a footboard")
     c.feature(f"{NUM_WORDS[n_p]} pillow" + ("s" if n_p > 1 else ""))
-    c.feature("a tall headboard" if hb > 0.75 else "a low headboard")
+    c.feature("a tall headboard" if hb > 0.65 else "a low headboard")
     c.adjective("wide" if W > 1.35 else "narrow")
     return union(*parts)
 
@@ -367,7 +374,7 @@ def shelf(c: Ctx) -> Node:
     W, D, H = c.u("width", 0.8, 1.3), c.u("depth", 0.3, 0.4), c.u("height", 1.3, 2.0)
     t = c.u("board", 0.035, 0.055)
     n = c.i("shelves", 2, 5)
-    main = c.fill(0, H, 0.8)
+    main = c.main_rgb
     sides = [Box((t / 2, D / 2, H / 2), main).move(s * (W / 2 - t / 2), 0, H / 2) for s in (-1, 1)]
     zs = np.linspace(t / 2 + 0.04, H - t / 2, n + 1)
     boards = [Box((W / 2 - t, D / 2, t / 2), main).move(0, 0, z) for z in zs]
@@ -379,18 +386,32 @@ def shelf(c: Ctx) -> Node:
     if c.flag("books", 0.5):
         gap = zs[1] - zs[0] - t
         for zi in range(min(2, n)):
-            x = -W / 2 + t + 0.02
-            while x < W / 2 - t - 0.12:
-                bw = float(c.rng.uniform(0.03, 0.07))
-                bh = gap * float(c.rng.uniform(0.55, 0.85))
-                col = pal.jitter(pal.pick(c.rng), c.rng)
-                parts.append(Box((bw / 2, D * 0.38, bh / 2), col).move(x + bw / 2, -0.02, zs[zi] + t / 2 + bh / 2))
-                x += bw + 0.01
+            parts.append(_book_row(c, -W / 2 + t + 0.02, W / 2 - t - 0.1, gap, D * 0.38)
+                         .move(0, -0.02, zs[zi] + t / 2))
         c.feature("books on it")
     c.feature(f"{NUM_WORDS[n]} shelves")
     if H > 1.75:
         c.adjective("tall")
     return union(*parts)
+
+
+def _book_row(c: Ctx, x0: float, x1: float, gap: float, half_depth: float) -> Node:
+    """A row of books standing on z = 0 from x0 to x1: one extruded skyline polygon (in
+    the xz plane) coloured per book by its x position (cheaper than a box per book)."""
+    edges, heights = [x0], []
+    while edges[-1] < x1:
+        edges.append(edges[-1] + float(c.rng.uniform(0.035, 0.075)))
+        heights.append(gap * float(c.rng.uniform(0.55, 0.85)))
+    colors = torch.tensor([pal.jitter(pal.pick(c.rng), c.rng) for _ in heights], dtype=torch.float32)
+    poly = [(x0, 0.0)]
+    for i, h in enumerate(heights):
+        poly += [(edges[i], h), (edges[i + 1], h)]
+    poly.append((edges[-1], 0.0))
+    inner = torch.tensor(edges[1:-1], dtype=torch.float32)
+
+    def book_color(p):                                  # local frame: x along the row
+        return colors.to(p)[torch.bucketize(p[:, 0].contiguous(), inner.to(p))]
+    return Extrude(poly, half_depth, book_color).rot("x", 90)
 
 
 # ----------------------------------------------------------------------------- tableware
@@ -399,7 +420,7 @@ def mug(c: Ctx) -> Node:
     R, H = c.u("radius", 0.33, 0.45), c.u("height", 0.7, 1.05)
     taper = c.u("taper", 0.95, 1.15)
     t = c.u("wall", 0.035, 0.055)
-    main = c.fill(0, H, 0.6)
+    main = c.main_rgb
     outer = [(0, 0), (R - 0.03, 0), (R, 0.03), (R * (taper + 1) / 2, H / 2), (R * taper, H)]
     body = Revolve(_shell_profile(outer, t), main)
     hr = c.u("handle_size", 0.2, 0.28) * H
@@ -419,7 +440,7 @@ def bowl(c: Ctx) -> Node:
     R, depth = c.u("radius", 0.6, 0.9), c.u("depth", 0.3, 0.5)
     rb = c.u("base", 0.3, 0.5) * R
     t = c.u("wall", 0.035, 0.06)
-    main = c.fill(0, depth, 1.0)
+    main = c.main_rgb
     th = np.linspace(0, math.pi / 2, 10)
     curve = [(rb + (R - rb) * math.sin(a), depth * (1 - math.cos(a))) for a in th]
     outer = [(0, 0), *curve]
@@ -439,7 +460,7 @@ def vase(c: Ctx) -> Node:
     r2 = c.u("neck", 0.1, 0.2)
     r3 = r2 * c.u("lip", 1.1, 1.7)
     t = c.u("wall", 0.03, 0.045)
-    main = c.fill(0, H, 0.8)
+    main = c.main_rgb
     ctrl = [(r0, 0.0), (r1, zb), ((r1 + r2) / 2 * 0.9, 0.62 * H), (r2, 0.82 * H), (r3, H)]
     curve = _catmull(ctrl, 4)
     curve[:, 0] = np.maximum(curve[:, 0], 0.06)
@@ -456,7 +477,7 @@ def bottle(c: Ctx) -> Node:
     zs, rn = c.u("shoulder", 0.5, 0.68) * H, c.u("neck_radius", 0.07, 0.11)
     zn = 0.88 * H
     cap_col = c.color("cap", ["red", "white", "black", "grey", "yellow", "blue", "green"])
-    main = c.fill(0, zn, 0.6)
+    main = c.main_rgb
     prof = [(0, 0), (R - 0.03, 0), (R, 0.03), (R, zs), (R * 0.8, zs + 0.12 * (zn - zs)),
             (rn * 1.3, zs + 0.55 * (zn - zs)), (rn, zs + 0.75 * (zn - zs)), (rn, zn), (0, zn)]
     parts = [Revolve(prof, main)]
@@ -480,7 +501,7 @@ def _band(p, lo, hi, c_in, c_out):
 
 def teapot(c: Ctx) -> Node:
     rx, rz = c.u("body_radius", 0.5, 0.65), c.u("body_height", 0.35, 0.48)
-    main = c.fill(0, 2 * rz, 1.0)
+    main = c.main_rgb
     body = Ellipsoid((rx, rx, rz), main).move(0, 0, rz)
     lid = Ellipsoid((rx * 0.55, rx * 0.55, 0.1), main).move(0, 0, 2 * rz - 0.03)
     knob_col = c.color("knob", DARK + ["white"], same_as_main_p=0.5)
@@ -506,7 +527,7 @@ def barrel(c: Ctx) -> Node:
     Rm = Re * c.u("bulge", 1.1, 1.25)
     n_h = c.choice("hoops", [2, 3, 4])
     hoop_col = c.color("hoops", ["black", "grey", "brown"])
-    main = c.fill(0, H, 0.6)
+    main = c.main_rgb
 
     def radius(z):
         return Re + (Rm - Re) * math.sin(math.pi * z / H)
@@ -526,7 +547,7 @@ def crate(c: Ctx) -> Node:
     a, b, h = c.u("size_x", 0.45, 0.6), c.u("size_y", 0.45, 0.6), c.u("size_z", 0.4, 0.6)
     bt = c.u("beam", 0.05, 0.08)
     frame_col = c.color("frame", WOODS, same_as_main_p=0.5)
-    main = c.fill(0, 2 * h, 1.0)
+    main = c.main_rgb
     body = Box((a - 0.02, b - 0.02, h - 0.02), main).move(0, 0, h)
     grooves = []
     n_g = c.i("planks", 3, 5)
@@ -553,12 +574,12 @@ def crate(c: Ctx) -> Node:
 
 
 def mushroom(c: Ctx) -> Node:
-    sh, sr = c.u("stem_height", 0.5, 0.9), c.u("stem_radius", 0.1, 0.18)
     cr, ch = c.u("cap_radius", 0.45, 0.7), c.u("cap_height", 0.25, 0.45)
+    sh, sr = cr * c.u("stem_to_cap", 0.95, 1.5), c.u("stem_radius", 0.1, 0.18)
     stem_col = c.color("stem", ["white", "grey", "yellow", "brown"])
     spots = c.pattern == "solid" and c.flag("spots", 0.6)
     main = dots(c.rgbs["main"], c.color("spots", ["white", "yellow"]), 0.22, 0.06) if spots \
-        else c.fill(sh - 0.1, sh + ch, 0.8)
+        else c.main_rgb
     stem = CappedCone(sh / 2, sr * 1.15, sr * 0.85, stem_col).move(0, 0, sh / 2)
     cap = intersect(Ellipsoid((cr, cr, ch), main), Box((cr + 0.1, cr + 0.1, ch)).move(0, 0, ch - 0.04))
     cap = cap.move(0, 0, sh - 0.1)
@@ -567,21 +588,22 @@ def mushroom(c: Ctx) -> Node:
         c.feature("spots")
     c.feature("a wide cap" if cr > 0.6 else "a round cap")
     c.feature("a thick stem" if sr > 0.15 else "a thin stem")
-    if sh > 0.75:
+    if sh > 1.25 * cr:
         c.adjective("tall")
     return union(smooth_union(stem, cap, k=0.05), underside)
 
 
 def tree(c: Ctx) -> Node:
-    th, tr = c.u("trunk_height", 0.35, 0.7), c.u("trunk_radius", 0.07, 0.13)
     conifer = c.flag("conifer", 0.5)
+    th = c.u("trunk_height", 0.35, 0.7) if conifer else c.u("trunk_height", 0.55, 0.9)
+    tr = c.u("trunk_radius", 0.07, 0.13)
     trunk_col = c.color("trunk", ["brown", "black", "grey"])
     trunk = CappedCone(th / 2 + 0.05, tr, tr * 0.7, trunk_col).move(0, 0, th / 2 + 0.05)
     if conifer:
         n = c.i("tiers", 2, 4)
         R = c.u("crown_radius", 0.45, 0.65)
         tier_h = c.u("tier_height", 0.45, 0.6)
-        main = c.fill(th, th + tier_h * n * 0.7, 2 * R)
+        main = c.main_rgb
         tiers = []
         for k in range(n):
             f = 1 - 0.22 * k
@@ -593,14 +615,14 @@ def tree(c: Ctx) -> Node:
     else:
         R = c.u("crown_radius", 0.4, 0.6)
         n = c.i("blobs", 4, 7)
-        main = c.fill(th, th + 2 * R, 2 * R)
-        zc = th + R * 0.8
-        blobs = [Sphere(R * 0.75, main).move(0, 0, zc + R * 0.2)]
+        main = c.main_rgb
+        zc = th + R * 0.9
+        blobs = [Sphere(R * 0.7, main).move(0, 0, zc + R * 0.35)]      # a tall, lumpy crown
         for k in range(n):
             a = 2 * math.pi * k / n + float(c.rng.uniform(-0.3, 0.3))
             rr = R * float(c.rng.uniform(0.4, 0.6))
-            blobs.append(Sphere(R * float(c.rng.uniform(0.45, 0.6)), main).move(
-                rr * math.cos(a), rr * math.sin(a), zc + float(c.rng.uniform(-0.15, 0.25)) * R))
+            blobs.append(Sphere(R * float(c.rng.uniform(0.42, 0.58)), main).move(
+                rr * math.cos(a), rr * math.sin(a), zc + float(c.rng.uniform(-0.35, 0.6)) * R))
         crown = smooth_union(*blobs, k=0.12)
         c.feature("a round leafy crown")
         c.adjective("bushy")
@@ -609,16 +631,17 @@ def tree(c: Ctx) -> Node:
 
 
 def house(c: Ctx) -> Node:
-    W, D, Hw = c.u("width", 1.0, 1.5), c.u("depth", 0.8, 1.1), c.u("wall_height", 0.6, 0.95)
-    rh, ov = c.u("roof_height", 0.35, 0.65), c.u("overhang", 0.04, 0.1)
+    W, D, Hw = c.u("width", 1.0, 1.5), c.u("depth", 0.8, 1.1), c.u("wall_height", 0.75, 1.05)
+    rh, ov = c.u("roof_height", 0.3, 0.55), c.u("overhang", 0.03, 0.08)
     roof_col = c.color("roof", ["red", "brown", "grey", "black", "blue", "green"])
     door_col = c.color("door", ["brown", "black", "white", "red"])
     win_col = c.color("windows", ["blue", "white", "grey", "yellow"])
-    main = c.fill(0, Hw, 0.8)
+    main = c.main_rgb
     walls = Box((W / 2, D / 2, Hw / 2), main).move(0, 0, Hw / 2)
     tri = [(-D / 2 - ov, 0), (D / 2 + ov, 0), (0, rh)]
     gable = Extrude([(-D / 2, 0), (D / 2, 0), (0, rh - ov)], W / 2, main)
-    roof = Extrude(tri, W / 2 + ov, roof_col)
+    slab = [(x, y - 0.07) for x, y in tri]              # hollow roof: the gables show
+    roof = subtract(Extrude(tri, W / 2 + ov, roof_col), Extrude(slab, W / 2 + ov + 0.1))
     to_world = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=np.float64)   # (y, z, x) frame
     roof = Transform(roof, rotation=to_world, offset=(0, 0, Hw - 0.02))
     gable = Transform(gable, rotation=to_world, offset=(0, 0, Hw - 0.02))
@@ -639,7 +662,7 @@ def house(c: Ctx) -> Node:
     c.feature("a pointed roof")
     c.feature("a front door")
     c.feature(f"{NUM_WORDS[2 * n_w + 2]} windows")
-    if rh > 0.55:
+    if rh > 0.48:
         c.adjective("steep-roofed")
     return union(*parts)
 
@@ -654,7 +677,7 @@ def car(c: Ctx) -> Node:
     cx = c.u("cabin_offset", -0.15, 0.1) * L
     glass = c.color("windows", ["black", "grey", "blue", "white"])
     tyre = c.color("tyres", ["black", "grey"])
-    main = c.fill(wr * 0.6, wr * 0.6 + hb + hc, 0.8)
+    main = c.main_rgb
     zb = wr * 0.6 + hb / 2
     body = RoundBox((L / 2, Wd / 2, hb / 2), 0.08, main).move(0, 0, zb)
     cz = zb + hb / 2 + hc / 2 - 0.03
@@ -670,7 +693,7 @@ def car(c: Ctx) -> Node:
             wheels.append(Cylinder(wr * 0.5, 0.085, (0.75, 0.75, 0.75)).rot("x", 90).move(sx * wx, sy * (Wd / 2 - 0.08), wr))
     lights = [Sphere(0.05, (1.0, 0.95, 0.7)).move(-L / 2 + 0.03, sy * (Wd / 2 - 0.12), zb + 0.03) for sy in (-1, 1)]
     c.feature("four wheels")
-    c.feature("a long hood" if cx > 0.0 else "a roomy cabin")
+    c.feature("a long hood" if cx > 0.0 else "a short hood")
     if hb + hc < 0.55:
         c.adjective("low")
     return union(body, cabin, *wheels, *lights)
@@ -685,7 +708,7 @@ def airplane(c: Ctx) -> Node:
     span, chord = c.u("span", 1.4, 2.0), c.u("chord", 0.3, 0.45)
     sweep = c.u("sweep", 0.0, 0.35)
     wing_col = c.color("wings", ["white", "grey"], same_as_main_p=0.65)
-    main = c.fill(-fr, fr, 0.5)
+    main = c.main_rgb
     fus = Capsule((-L / 2 + fr, 0, 0), (L / 2 - fr * 2, 0, 0), fr, main)
     nose = Ellipsoid((fr * 2.2, fr, fr), main).move(-L / 2 + fr * 2, 0, 0)
     tail_cone = CappedCone(fr * 2.5, fr, fr * 0.35, main).rot("y", 90).move(L / 2 - fr * 2.5, 0, fr * 0.3)
@@ -719,17 +742,18 @@ def rocket(c: Ctx) -> Node:
     nl = c.u("nose_length", 0.35, 0.6)
     n_f = c.choice("fins", [3, 4])
     accent = c.color("accent", ["red", "white", "black", "grey", "orange", "blue"])
-    main = c.fill(0.15, 0.15 + Lb, 2 * R)
+    main = c.main_rgb
     z0 = 0.15
     nose_pts = [(R * math.cos(a * math.pi / 2) ** 0.8, z0 + Lb + nl * math.sin(a * math.pi / 2))
                 for a in np.linspace(0, 1, 7)]
     body = Revolve([(0, z0), (R, z0), *nose_pts[:-1], (0, z0 + Lb + nl)],
                    _band_fn(main, accent, z0 + Lb + 0.02, z0 + Lb + nl + 1))
     nozzle = CappedCone(0.08, R * 0.55, R * 0.8, (0.35, 0.35, 0.35)).move(0, 0, z0 - 0.07)
-    fh, fw = c.u("fin_height", 0.35, 0.55), c.u("fin_width", 0.2, 0.35)
+    fh, fw = c.u("fin_height", 0.3, 0.45), c.u("fin_width", 0.14, 0.26)
+    fin_col = c.color("fins", [c.colors["accent"]], same_as_main_p=0.5)
     fins = []
     for k in range(n_f):
-        fin = Extrude([(R * 0.8, 0), (R + fw, -0.08), (R + fw, fh * 0.35), (R * 0.8, fh)], 0.018, accent)
+        fin = Extrude([(R * 0.8, 0), (R + fw, -0.08), (R + fw, fh * 0.35), (R * 0.8, fh)], 0.018, fin_col)
         fins.append(fin.rot("x", 90).rot("z", 360 * k / n_f).move(0, 0, z0 - 0.02))
     parts = [body, nozzle, *fins]
     if c.flag("window", 0.6):
@@ -752,7 +776,7 @@ def sword(c: Ctx) -> Node:
     tipl = c.u("tip", 0.12, 0.3)
     grip_col = c.color("grip", ["brown", "black", "grey", "red", "blue"])
     guard_col = c.color("guard", ["grey", "yellow", "black", "brown"], same_as_main_p=0.5)
-    main = c.fill(gl + 0.05, gl + 0.05 + bl, bw * 3)
+    main = c.main_rgb
     z0 = gl + 0.06
     poly = [(-bw / 2, 0), (bw / 2, 0), (bw / 2 * 0.85, bl - tipl), (0, bl), (-bw / 2 * 0.85, bl - tipl)]
     blade = Extrude(poly, 0.022, main).rot("x", 90).move(0, 0, z0)
@@ -772,14 +796,14 @@ def sword(c: Ctx) -> Node:
 def hammer(c: Ctx) -> Node:
     hl, hr = c.u("handle_length", 1.0, 1.3), c.u("handle_radius", 0.035, 0.055)
     mallet = c.flag("mallet", 0.35)
-    main = c.fill(0, hl, 0.5)
+    main = c.main_rgb
     handle = Capsule((0, 0, 0.04), (0, 0, hl), hr, main)
     parts = [handle]
-    if c.flag("grip", 0.5):
+    if c.flag("grip", 0.35):
         grip_col = c.color("grip", ["black", "red", "yellow", "blue", "grey"])
         parts.append(Capsule((0, 0, 0.03), (0, 0, hl * 0.32), hr + 0.012, grip_col))
         c.feature("a rubber grip")
-    head_col = c.color("head", ["grey", "black"], same_as_main_p=0.6)
+    head_col = c.color("head", ["grey", "black"], same_as_main_p=0.75)
     hw = c.u("head_length", 0.42, 0.6)
     if mallet:
         hrad = c.u("head_radius", 0.11, 0.16)
@@ -801,7 +825,7 @@ def snowman(c: Ctx) -> Node:
     n = c.choice("balls", [2, 3, 3])
     r0 = c.u("base_radius", 0.38, 0.46)
     shrink = c.u("shrink", 0.68, 0.8)
-    main = c.fill(0, 2 * r0 * (1 + shrink + shrink ** 2), 2 * r0)
+    main = c.main_rgb
     balls, z, r = [], r0 * 0.95, r0
     centers = []
     for k in range(n):
@@ -846,12 +870,12 @@ def donut(c: Ctx) -> Node:
         icing = dots(c.rgbs["main"], c.color("sprinkles", pal.COLOR_NAMES), 0.12, 0.03)
         c.feature("sprinkles")
     else:
-        icing = c.fill(0, r, 2 * r)
+        icing = c.main_rgb
     base = Torus(R, r, dough).move(0, 0, r)
-    cut = -c.u("icing_edge", 0.15, 0.35) * r
+    cut = -c.u("icing_edge", 0.25, 0.45) * r
     ice = intersect(Torus(R, r + 0.02, icing), Box((R + r + 0.1, R + r + 0.1, r)).move(0, 0, cut + r))
     ice = ice.move(0, 0, r)
-    c.feature("thick icing" if cut < -0.25 * r else "icing on top")
+    c.feature("thick icing" if cut < -0.35 * r else "icing on top")
     c.adjective("plump" if r / R > 0.5 else "round")
     return smooth_union(base, ice, k=0.015)
 
@@ -860,15 +884,15 @@ def lamp(c: Ctx) -> Node:
     br, sh = c.u("base_radius", 0.22, 0.32), c.u("stem_height", 0.6, 1.0)
     r1 = c.u("shade_bottom", 0.35, 0.5)
     r2 = r1 * c.u("shade_taper", 0.5, 1.0)
-    hh = c.u("shade_height", 0.35, 0.55)
-    metal = c.color("stand", ["grey", "black", "white", "brown", "yellow"], same_as_main_p=0.3)
-    main = c.fill(-hh, hh, 1.0)
+    hh = c.u("shade_half_height", 0.17, 0.28)
+    metal = c.color("stand", ["grey", "black", "white", "brown", "yellow"], same_as_main_p=0.5)
+    main = c.main_rgb
     base = smooth_union(Cylinder(br, 0.03, metal).move(0, 0, 0.03),
                         Ellipsoid((br * 0.6, br * 0.6, 0.08), metal).move(0, 0, 0.06), k=0.03)
     stem = Cylinder(c.u("stem_radius", 0.02, 0.035), sh / 2, metal).move(0, 0, sh / 2)
     t = 0.02
-    shade = subtract(CappedCone(hh, r1, r2, main), CappedCone(hh * 1.3, r1 - t, r2 - t - (r1 - r2) * 0.3 / 1.0))
-    shade = shade.move(0, 0, sh + hh * 0.6)
+    inner = CappedCone(hh * 1.3, r1 + 0.15 * (r1 - r2) - t, r2 - 0.15 * (r1 - r2) - t)
+    shade = subtract(CappedCone(hh, r1, r2, main), inner).move(0, 0, sh + hh * 0.3)
     bulb = Sphere(0.09, (1.0, 0.95, 0.75)).move(0, 0, sh + 0.05)
     c.feature("a drum shade" if r2 / r1 > 0.85 else "a conical shade")
     c.feature("a round base")
@@ -893,21 +917,35 @@ CATEGORIES: list[str] = list(BUILDERS)
 
 # ----------------------------------------------------------------------------- fitting
 
-def _fit(node: Node, n: int = 40, lo=(-1.8, -1.8, -0.6), hi=(1.8, 1.8, 2.8)) -> tuple[np.ndarray, float]:
-    """Centre (bbox of the surface) and radius bound of a node, from the grid points
-    within half a voxel diagonal of the surface (every surface point has one)."""
-    axes = [torch.linspace(lo[i], hi[i], n) for i in range(3)]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+def _grid(lo, hi, n: int) -> torch.Tensor:
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i in range(3)]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _fit(node: Node, n: int = 20, sub: int = 3, lo=(-1.8, -1.8, -0.6), hi=(1.8, 1.8, 2.8)
+         ) -> tuple:
+    """Centre (bbox of the surface), radius bound and bbox (lo, hi) of a node in its natural units.
+    Every surface point lies within half a cell diagonal h of some grid point g, and
+    then |sdf(g)| <= h; so the grid points with |sdf| <= h cover the surface to within h.
+    Two levels: a coarse grid, then a sub x sub x sub grid in each coarse cell kept."""
+    step = np.array([(hi[i] - lo[i]) / (n - 1) for i in range(3)])
+    coarse = _grid(lo, hi, n)
     with torch.no_grad():
-        d = node.sdf(grid)
-    step = max((hi[i] - lo[i]) / (n - 1) for i in range(3))
-    h = step * math.sqrt(3) / 2
-    near = grid[d <= h]
+        d = node.sdf(coarse)
+        near = coarse[d.abs() <= float(np.linalg.norm(step)) / 2]
+        if near.shape[0] == 0:
+            raise RuntimeError("asset has no surface inside the fitting box")
+        offs = (torch.arange(sub, dtype=torch.float32) + 0.5) / sub - 0.5
+        offs = torch.stack(torch.meshgrid(offs, offs, offs, indexing="ij"), -1).reshape(-1, 3)
+        fine = (near[:, None, :] + offs[None] * torch.as_tensor(step, dtype=torch.float32)).reshape(-1, 3)
+        h = float(np.linalg.norm(step / sub)) / 2
+        near = fine[node.sdf(fine).abs() <= h]
     if near.shape[0] == 0:
         raise RuntimeError("asset has no surface inside the fitting box")
-    center = (near.min(0).values + near.max(0).values) / 2
+    lo_, hi_ = near.min(0).values, near.max(0).values
+    center = (lo_ + hi_) / 2
     radius = float((near - center).norm(dim=1).max()) + h
-    return center.numpy().astype(np.float64), radius
+    return center.numpy().astype(np.float64), radius, lo_.numpy(), hi_.numpy()
 
 
 def make_asset(seed: int, category: str | None = None) -> Asset:
@@ -922,7 +960,10 @@ def make_asset(seed: int, category: str | None = None) -> Asset:
     rng = np.random.default_rng([seed, 1])
     ctx = Ctx(rng)
     node = BUILDERS[category](ctx)
-    center, radius = _fit(node)
+    center, radius, lo, hi = _fit(node)
+    pattern = ctx.pattern_fn(lo, hi)
+    if pattern is not None:
+        node = Recolor(node, ctx.main_rgb, pattern)
     s = FIT_RADIUS / radius
     fitted = Transform(node, offset=-center * s, scale=s)
     ctx.params["fit_scale"] = round(s, 5)

@@ -1,6 +1,8 @@
 """`python -m engine eval --model kiln-mini [--json] [--quick] [--prompts N]`.
 
 stdout: the figures as JSON (--json) or a readable table; progress goes to stderr.
+True asset surfaces are cached in ~/.cache/kiln/eval ($KILN_EVAL_CACHE; set it empty to
+disable), so re-runs skip meshing the references.
 """
 
 from __future__ import annotations
@@ -71,10 +73,13 @@ def format_table(r: dict) -> str:
         ("Text", f"{t['n']} prompts ({t['color_n']} naming a colour)"),
         ("  category accuracy (%)", f"{t['category_accuracy']:.1f}"),
         ("  colour accuracy (%)", f"{t['color_accuracy']:.1f}"),
+        ("  colour accuracy, clear prompts (%)", f"{t['color_accuracy_clear']:.1f}"
+                                                f"  ({t['clear_n']} prompts)"),
         ("  unseen phrasing: category (%)", f"{t['unseen_category_accuracy']:.1f}"
                                           f"  ({t['unseen_n']} prompts)"),
         ("  unseen phrasing: colour (%)", f"{t['unseen_color_accuracy']:.1f}"),
-        ("  colour ceiling (true assets, %)", f"{t['reference_color_accuracy']:.1f}"),
+        ("  colour ceiling (true assets, %)", f"{t['reference_color_accuracy']:.1f}"
+                                             "  (main colour = dominant colour)"),
         ("Image to 3D", f"{im['n']} held-out views"),
         ("  Chamfer-L1", f"{im['chamfer_l1']:.4f}"),
         ("Time", f"{tm['total']:.0f} s total, {tm['generations']} generations, "

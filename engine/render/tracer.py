@@ -13,6 +13,7 @@ Cameras follow cameras.py (OpenCV style). No gradients flow (these make training
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -33,30 +34,98 @@ def _sphere_interval(o, d, radius: float):
     return (-b - s).clamp(min=0), -b + s, disc > 0
 
 
-def sphere_trace(sdf_fn: SdfFn, origins_nx3: torch.Tensor, dirs_nx3: torch.Tensor,
-                 bound: float = 1.0, max_steps: int = 128, eps: float = 2e-4,
-                 accept: float = 2e-3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distances t (N,) to the first zero crossing of a 1-Lipschitz field along each ray
-    and a hit mask (N,). Only rays still marching are evaluated at each step; rays that
-    run out of steps count as hits when their last |sdf| < `accept`."""
-    t0, t1, through = _sphere_interval(origins_nx3, dirs_nx3, bound)
-    t = t0.clone()
-    hit = torch.zeros_like(through)
-    alive = through.nonzero().squeeze(1)
-    last = torch.full_like(t, float("inf"))
+def _march(sdf_fn, o, d, idx, t, t_far, max_steps: int, footprint: float, eps: float,
+           min_step: float = 0.0):
+    """March rays `idx` in place (t is updated). Returns (stopped, ran_out) index tensors:
+    rays with sdf < max(eps, footprint * t), and rays still marching after max_steps.
+    Steps are at least `min_step` (to leave a grazing contact; may skip thinner parts)."""
+    stopped = []
+    alive = idx
     for _ in range(max_steps):
         if alive.numel() == 0:
             break
-        p = origins_nx3[alive] + t[alive, None] * dirs_nx3[alive]
-        dist = sdf_fn(p)
-        last[alive] = dist.abs()
-        done = dist < eps
-        hit[alive[done]] = True
-        t_new = t[alive] + dist.clamp(min=0)
-        t[alive] = torch.where(done, t[alive], t_new)
-        keep = ~done & (t_new < t1[alive])
-        alive = alive[keep]
-    hit[alive[last[alive] < accept]] = True
+        ta = t[alive]
+        dist = sdf_fn(o[alive] + ta[:, None] * d[alive])
+        done = dist < torch.clamp(footprint * ta, min=eps)
+        stopped.append(alive[done])
+        t_new = ta + dist.clamp(min=min_step)
+        t[alive] = torch.where(done, ta, t_new)
+        alive = alive[~done & (t_new < t_far[alive])]
+    stopped = torch.cat(stopped) if stopped else idx[:0]
+    return stopped, alive
+
+
+def _refine(sdf_fn, o, d, t, iters: int):
+    """Root polishing along rays that stopped just in front of a surface. Keeps `a`, the
+    last point in front (sdf >= 0), and `hi`, the first point found behind (sdf < 0);
+    steps by secant (fast even at oblique incidence, where sphere steps crawl) until the
+    root is bracketed, then by regula falsi inside the bracket, so it never jumps through
+    a thin part. Returns (t, sdf at t) of the best point found."""
+    def f(tt):
+        return sdf_fn(o + tt[:, None] * d)
+
+    a, fa = t, f(t)
+    hi, fhi = torch.full_like(t, float("inf")), torch.zeros_like(t)
+    b = a + fa.clamp(min=0)
+    for _ in range(iters):
+        fb = f(b)
+        step = b - a
+        slope = (fb - fa) / torch.where(step.abs() > 1e-12, step, torch.ones_like(step))
+        front = fb >= 0
+        a, fa = torch.where(front, b, a), torch.where(front, fb, fa)
+        hi, fhi = torch.where(front, hi, b), torch.where(front, fhi, fb)
+        secant = torch.where(slope < -1e-3, b - fb / slope.clamp(max=-1e-3), a + fa)
+        falsi = a - fa * (hi - a) / (fhi - fa).clamp(max=-1e-12)
+        b = torch.where(torch.isfinite(hi), falsi, secant)
+    fb = f(b)
+    use_b = fb.abs() < fa.abs()
+    return torch.where(use_b, b, a), torch.where(use_b, fb, fa)
+
+
+def sphere_trace(sdf_fn: SdfFn, origins_nx3: torch.Tensor, dirs_nx3: torch.Tensor,
+                 bound: float = 1.0, max_steps: int = 64, footprint: float = 0.0,
+                 eps: float = 1e-4, refine: int = 4, accept: float = 1e-3
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances t (N,) to the first zero crossing of a 1-Lipschitz field along each ray
+    and a hit mask (N,).
+
+    1. Rays march from where they enter the ball of radius `bound` until
+       sdf < max(eps, footprint * t) (cone tracing: `footprint` is about half a pixel's
+       angle, so rays grazing an edge stop at the pixel's resolution instead of crawling).
+    2. Stopped rays are polished together (`_refine`); |sdf| < `accept` is a hit.
+    3. Rays that only passed close to an edge march on strictly (eps) from just past it
+       and may hit what lies behind; those that find nothing certain within the step
+       budget count as hits where they first stopped (the surface covers part of their
+       pixel), those that leave the bound as misses."""
+    o, d = origins_nx3, dirs_nx3
+    t0, t_far, through = _sphere_interval(o, d, bound)
+    t = t0.clone()
+    hit = torch.zeros_like(through)
+    stopped, ran_out = _march(sdf_fn, o, d, through.nonzero().squeeze(1), t, t_far,
+                              max_steps, footprint, eps)
+    stopped = torch.cat([stopped, ran_out])
+    if stopped.numel() == 0:
+        return t, hit
+    t_stop = t[stopped].clone()
+    t_ref, f_ref = _refine(sdf_fn, o[stopped], d[stopped], t_stop, refine)
+    good = f_ref.abs() < accept
+    t[stopped[good]] = t_ref[good]
+    hit[stopped[good]] = True
+    grazing, t_graze = stopped[~good], t_stop[~good]
+    if grazing.numel() == 0:
+        return t, hit
+    near = float(footprint * t_far.max()) + accept
+    close = sdf_fn(o[grazing] + t_graze[:, None] * d[grazing]).abs() < near
+    t[grazing] = t_graze + 2 * near
+    found, undecided = _march(sdf_fn, o, d, grazing, t, t_far, max(16, max_steps // 3), 0.0, eps,
+                              min_step=near)
+    if found.numel():
+        ok = sdf_fn(o[found] + t[found, None] * d[found]).abs() < accept
+        hit[found[ok]] = True
+        undecided = torch.cat([undecided, found[~ok]])
+    settle = torch.isin(grazing, undecided) & close      # nothing certain behind: edge pixel
+    t[grazing[settle]] = t_graze[settle]
+    hit[grazing[settle]] = True
     return t, hit
 
 
@@ -92,14 +161,15 @@ def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
 @torch.no_grad()
 def render(sdf_fn: SdfFn, rgb_fn: Callable[[torch.Tensor], torch.Tensor] | None,
            c2w: torch.Tensor, fov_deg: float = 40.0, res: int = 64, *, supersample: int = 1,
-           shaded: bool = False, bound: float = 1.0, max_steps: int = 128) -> dict:
+           shaded: bool = False, bound: float = 1.0, max_steps: int = 64) -> dict:
     """Sphere-trace an SDF from camera(s) c2w (see the module docstring for outputs)."""
     c2w = torch.as_tensor(c2w, dtype=torch.float32)
     s = max(1, int(supersample))
     origins, dirs = camera_rays(c2w, fov_deg, res * s)
     shape = dirs.shape[:-1]
     o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-    t, hit = sphere_trace(sdf_fn, o, d, bound=bound, max_steps=max_steps)
+    pixel_angle = 2 * math.tan(math.radians(fov_deg) / 2) / (res * s)
+    t, hit = sphere_trace(sdf_fn, o, d, bound=bound, max_steps=max_steps, footprint=0.5 * pixel_angle)
     pts = o[hit] + t[hit, None] * d[hit]
     n = pts.shape[0]
     normal = torch.zeros_like(o)
@@ -131,32 +201,32 @@ def _finish(albedo, alpha, depth, normal, d, shape, s, shaded, c2w, fov_deg, res
 
 # ----------------------------------------------------------------------------- mesh casting
 
-def _tile_pairs(uv_fx3x2: torch.Tensor, res: int, tile: int):
-    """(triangle, tile) pairs whose pixel bounding boxes overlap, for one camera."""
-    nt = (res + tile - 1) // tile
-    lo = uv_fx3x2.min(dim=1).values
-    hi = uv_fx3x2.max(dim=1).values
-    t_lo = torch.floor(lo / tile).long().clamp(0, nt - 1)
-    t_hi = torch.floor(hi / tile).long().clamp(0, nt - 1)
-    visible = (hi >= 0).all(1) & (lo <= res).all(1)
-    tri = visible.nonzero().squeeze(1)
-    nx = (t_hi[tri, 0] - t_lo[tri, 0] + 1)
-    ny = (t_hi[tri, 1] - t_lo[tri, 1] + 1)
+def _pixel_pairs(uv_fx3x2: torch.Tensor, res: int):
+    """(triangle, pixel) candidate pairs: every pixel whose centre lies in the projected
+    bounding box of a triangle. Returns (tri_k, pix_k, counts_f, tri_f)."""
+    lo = torch.ceil(uv_fx3x2.min(dim=1).values - 0.5).long().clamp(0, res - 1)
+    hi = torch.floor(uv_fx3x2.max(dim=1).values - 0.5).long().clamp(-1, res - 1)
+    nx, ny = (hi[:, 0] - lo[:, 0] + 1).clamp(min=0), (hi[:, 1] - lo[:, 1] + 1).clamp(min=0)
+    tri = ((nx > 0) & (ny > 0)).nonzero().squeeze(1)
+    return tri, lo[tri], nx[tri], ny[tri]
+
+
+def _expand(tri, lo, nx, ny, res: int):
     counts = nx * ny
     tri_rep = torch.repeat_interleave(tri, counts)
     start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    k = torch.arange(tri_rep.numel()) - start                       # index within the bbox
+    k = torch.arange(tri_rep.numel()) - start                       # index inside the bbox
     nx_rep = torch.repeat_interleave(nx, counts)
-    tx = t_lo[tri_rep, 0] + k % nx_rep
-    ty = t_lo[tri_rep, 1] + k // nx_rep
-    return tri_rep, ty * nt + tx, nt
+    lo_rep = torch.repeat_interleave(lo, counts, dim=0)
+    px, py = lo_rep[:, 0] + k % nx_rep, lo_rep[:, 1] + k // nx_rep
+    return tri_rep, py * res + px
 
 
 def raycast_mesh(vertices_vx3: torch.Tensor, faces_fx3: torch.Tensor, c2w: torch.Tensor,
-                 fov_deg: float, res: int, tile: int = 8, chunk: int = 1 << 21):
-    """First hit of every pixel ray of one camera (4, 4) with a triangle mesh.
-    Triangles are binned into tile x tile pixel tiles by their projected bounding box and
-    tested only against the rays of their tiles (Möller-Trumbore).
+                 fov_deg: float, res: int, chunk: int = 1 << 20):
+    """First hit of every pixel ray of one camera (4, 4) with a triangle mesh: each
+    triangle is tested (Möller-Trumbore) against the rays of the pixels inside its
+    projected bounding box only.
     Returns t (H*W,) (inf on a miss), face index (H*W,) (-1 on a miss), barycentrics (H*W, 3)."""
     v = vertices_vx3.to(torch.float32)
     f = faces_fx3.long()
@@ -164,31 +234,27 @@ def raycast_mesh(vertices_vx3: torch.Tensor, faces_fx3: torch.Tensor, c2w: torch
     o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
     uv, z = project(v, c2w, fov_deg, res)
     tri_uv = uv[f]                                                  # (F, 3, 2)
-    behind = (z[f] <= 1e-6).any(1)
+    behind = (z[f] <= 1e-6).any(1)                                  # straddles the camera plane
     tri_uv[behind] = torch.tensor([[0.0, 0.0], [float(res), float(res)], [0.0, 0.0]])
-    tri, tile_id, nt = _tile_pairs(tri_uv, res, tile)
-    local = torch.arange(tile * tile)
+    tri, lo, nx, ny = _pixel_pairs(tri_uv, res)
     best_t = torch.full((res * res,), float("inf"))
     best_f = torch.full((res * res,), -1, dtype=torch.long)
     best_b = torch.zeros(res * res, 2)
     v0, e1, e2 = v[f[:, 0]], v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
-    per = max(1, chunk // (tile * tile))
-    for a in range(0, tri.numel(), per):
-        tr, tl = tri[a:a + per], tile_id[a:a + per]
-        px = (tl % nt)[:, None] * tile + local[None] % tile         # (P, tile*tile) columns
-        py = (tl // nt)[:, None] * tile + local[None] // tile
-        ok = (px < res) & (py < res)
-        pix = (py * res + px).clamp(max=res * res - 1).reshape(-1)
-        tr = tr[:, None].expand_as(px).reshape(-1)
-        ok = ok.reshape(-1)
+    counts = torch.cumsum(nx * ny, 0)
+    a = 0
+    while a < tri.numel():
+        b = int(torch.searchsorted(counts, counts[a] - nx[a] * ny[a] + chunk, right=True))
+        b = max(b, a + 1)
+        tr, pix = _expand(tri[a:b], lo[a:b], nx[a:b], ny[a:b], res)
         t, bu, bv, m = _moller_trumbore(o[pix], d[pix], v0[tr], e1[tr], e2[tr])
-        m = m & ok
         t = torch.where(m, t, torch.full_like(t, float("inf")))
         tmp = torch.full((res * res,), float("inf")).scatter_reduce(0, pix, t, "amin")
         win = m & (t == tmp[pix]) & (t < best_t[pix])
         wp = pix[win]
         best_t[wp], best_f[wp] = t[win], tr[win]
         best_b[wp] = torch.stack([bu[win], bv[win]], 1)
+        a = b
     bary = torch.cat([1 - best_b.sum(1, keepdim=True), best_b], 1)
     return best_t, best_f, bary
 

@@ -36,7 +36,7 @@ def parse():
 ARGS = parse()
 STATE = {"blender": bpy.app.version_string, "draws": {}, "errors": [], "ticks": 0,
          "imported": None, "generate": None, "generated": None, "tick_ms": [],
-         "job_error": None, "stages": []}
+         "job_error": None, "stages": [], "import_ms": []}
 T0 = time.monotonic()
 
 
@@ -67,12 +67,16 @@ def time_polls(session) -> None:
     original = session.SESSION.tick
 
     def tick():
-        t0 = time.perf_counter()
+        before, t0 = session.SESSION.job, time.perf_counter()
         try:
             return original()
         finally:
             job = session.SESSION.job
-            STATE["tick_ms"].append((time.perf_counter() - t0) * 1000.0)
+            ms = (time.perf_counter() - t0) * 1000.0
+            if before is not None and job is None:          # this tick imported the result
+                STATE["import_ms"].append(ms)
+            else:
+                STATE["tick_ms"].append(ms)
             if job is not None and (not STATE["stages"] or STATE["stages"][-1] != job.stage):
                 STATE["stages"].append(job.stage)
     session.SESSION.tick = tick
@@ -159,17 +163,18 @@ def tick():
         elif ARGS.model and STATE["generate"] is None:
             with bpy.context.temp_override(window=window, area=area):
                 STATE["generate"] = sorted(bpy.ops.kiln.generate())
-        elif STATE["generate"] is not None and SESSION.busy and time.monotonic() - T0 < 240:
+        elif STATE["generate"] is not None and SESSION.busy and time.monotonic() - T0 < 300:
             return 0.2
-        elif STATE["generate"] is not None and STATE["generated"] is None:
+        elif STATE["generate"] is not None and "settle" not in STATE:
             STATE["job_error"] = SESSION.last_error
+            STATE["busy_at_end"] = SESSION.busy
             obj = bpy.context.active_object
             STATE["generated"] = obj.name if obj is not None else None
             if obj is not None:
                 frame(window, area)
             STATE["settle"] = STATE["ticks"] + 3          # let the panels redraw
         elif (drawn >= 3 and STATE["ticks"] >= STATE.get("settle", 0)) \
-                or time.monotonic() - T0 > 300:
+                or time.monotonic() - T0 > 330:
             return finish(window, area)
         area.tag_redraw()
         return 0.3

@@ -171,6 +171,8 @@ def scenario_background(bpy, args: dict) -> dict:
         res["source_still_there"] = res["regenerate_source"]["name"] in bpy.data.objects \
             and active.name != res["regenerate_source"]["name"]
 
+    res.update(image_input(bpy))
+
     history = module("operators.history")
     entries = history.entries(args["out"])
     res["history"] = [{"glb": e.glb, "title": e.title} for e in entries]
@@ -194,6 +196,33 @@ def scenario_background(bpy, args: dict) -> dict:
     path = os.path.join(args["out"], "background.blend")
     bpy.ops.wm.save_as_mainfile(filepath=path)
     res["blend_saved"] = os.path.isfile(path)
+    return res
+
+
+def image_input(bpy) -> dict:
+    """Image mode from a Blender image whose white background is colour-keyed away."""
+    size = 32
+    img = bpy.data.images.new("swatch", size, size, alpha=True)
+    rgba = [1.0] * (size * size * 4)                           # white, opaque
+    for y in range(8, 24):
+        for x in range(8, 24):
+            i = (y * size + x) * 4
+            rgba[i:i + 3] = [0.8, 0.1, 0.1]                      # a red square
+    img.pixels.foreach_set(rgba)
+    props = bpy.context.scene.kiln
+    props.mode, props.image_source, props.image = 'IMAGE', 'BLENDER', img
+    props.background, props.key_color, props.key_tolerance = 'KEY', (1.0, 1.0, 1.0), 0.1
+    res = {"image_generate": call(bpy.ops.kiln.generate)}
+    obj = bpy.context.active_object
+    params = json.loads(obj["kiln_settings"])["params"] if obj else {}
+    res["image_params"] = {k: params.get(k) for k in ("mode", "image", "prompt")}
+    if params.get("image") and os.path.isfile(params["image"]):
+        keyed = bpy.data.images.load(params["image"])
+        alpha = list(keyed.pixels)[3::4]
+        res["image_alpha_corner"] = alpha[0]
+        res["image_alpha_centre"] = alpha[(size // 2) * size + size // 2]
+        bpy.data.images.remove(keyed)
+    props.mode = 'TEXT'
     return res
 
 

@@ -81,9 +81,17 @@ def test_regenerate_replaces_the_selected_object(seen):
     assert seen["source_still_there"] is False
 
 
+def test_image_input_with_colour_key(seen):
+    assert seen["image_generate"] == ["FINISHED"]
+    assert seen["image_params"]["mode"] == "image"
+    assert seen["image_params"]["image"].endswith(".png")
+    assert seen["image_alpha_corner"] == 0.0          # the white background, keyed out
+    assert seen["image_alpha_centre"] == 1.0          # the red square stays
+
+
 def test_history_lists_and_reimports(seen):
-    assert len(seen["history"]) >= 5
-    assert "a blue chair" in seen["history"][0]["title"]
+    assert len(seen["history"]) >= 6
+    assert any("a blue chair" in h["title"] for h in seen["history"])
     assert seen["history_import"] == ["FINISHED"]
     assert seen["history_import_added"] == 1
 
