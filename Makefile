@@ -19,8 +19,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 # Debian packages for the real-window panel test (Blender 3.4 under Xvfb); root only.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  command -v blender >/dev/null && command -v Xvfb >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender xvfb xauth >/dev/null; }; \
+	  { command -v blender && command -v Xvfb && dpkg -s python3-numpy; } >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender xvfb xauth python3-numpy >/dev/null; }; \
 	else echo "system-deps: not root or no apt-get; the real-window panel test will skip"; fi
 
 test: setup system-deps

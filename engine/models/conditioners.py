@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import MODEL_NOT_FOUND, KilnError
+from ..errors import MODEL_NOT_FOUND, WEIGHTS_INVALID, KilnError
 
 
 def minilm_dir() -> Path:
@@ -54,17 +54,22 @@ class MiniLMText(nn.Module):
 
 
 def _open_clip_weights(arch: str, pretrained: str, allow_online: bool) -> str:
-    """A local file for open_clip: a path as given, or a file in the Hugging Face cache."""
-    if Path(pretrained).is_file():
-        return pretrained
+    """A local safetensors file for open_clip: a path as given, or the file of a repo id in
+    the Hugging Face cache (fetched only when online access is allowed)."""
+    path = Path(pretrained).expanduser()
+    if path.suffix in (".bin", ".pt", ".pth", ".ckpt"):
+        raise KilnError(WEIGHTS_INVALID, f"Refusing to load '{pretrained}': Kiln loads weights "
+                        "from .safetensors files only (pickle files can run code). Convert it "
+                        "with safetensors.torch.save_file, or use the repo's "
+                        "open_clip_model.safetensors.")
+    if path.is_file():
+        return str(path)
     from huggingface_hub import hf_hub_download
-    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-        if filename.endswith(".bin"):
-            continue  # safetensors only: never unpickle
-        try:
-            return hf_hub_download(pretrained, filename, local_files_only=not allow_online)
-        except Exception:
-            pass
+    try:
+        return hf_hub_download(pretrained, "open_clip_model.safetensors",
+                               local_files_only=not allow_online)
+    except Exception:
+        pass
     raise KilnError(MODEL_NOT_FOUND, f"No local CLIP weights for {arch} at '{pretrained}': give "
                     "the path of an open_clip .safetensors file or a repo id already in the "
                     "Hugging Face cache (downloads are off unless online access is allowed).")

@@ -20,9 +20,13 @@ from .layers import AdaLNBlock, Attention, Mlp, triplane_pos_embed
 
 # ----------------------------------------------------------------------------- encoder
 
+# posterior std at most 0.25: the KL term cannot collapse the posterior into the prior
+# (Adam would otherwise let even a tiny KL weight drown the latent in noise)
+LOGVAR_MAX = -2.77
+
 def _conv_stage(cin: int, cout: int) -> nn.Sequential:
     """Halves H and W."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.GroupNorm(8, cout),
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1),
                          nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1), nn.SiLU())
 
 
@@ -44,6 +48,15 @@ class FusionBlock(nn.Module):
         return q + self.mlp(self.norm_m(q))
 
 
+def object_colour(views):
+    """Alpha-weighted mean colour and its spread over all views: (B, V, C, H, W) -> (B, 6)."""
+    rgb, alpha = views[:, :, :3] + 1.0, views[:, :, 3:4]
+    w = alpha / alpha.sum(dim=(1, 3, 4), keepdim=True).clamp(min=1.0)
+    mean = (rgb * w).sum(dim=(1, 3, 4))                                     # (B, 3)
+    spread = ((rgb - mean[:, None, :, None, None]).abs() * w).sum(dim=(1, 3, 4))
+    return torch.cat([mean, spread], dim=1)
+
+
 class TriplaneEncoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -56,7 +69,16 @@ class TriplaneEncoder(nn.Module):
         self.register_buffer("pos", triplane_pos_embed(cfg.enc_width, n, n), persistent=False)
         self.blocks = nn.ModuleList(FusionBlock(cfg.enc_width, 4 if cfg.enc_width >= 64 else 2)
                                     for _ in range(cfg.enc_depth))
+        # every query also sees a pooled summary of all view tokens: from the first step the
+        # latent depends on the object (its colours above all), not only through attention
+        self.summary = nn.Sequential(nn.LayerNorm(cfg.enc_width), nn.Linear(cfg.enc_width, cfg.enc_width))
+        self.colour = nn.Sequential(nn.Linear(6, cfg.enc_width), nn.SiLU(),
+                                    nn.Linear(cfg.enc_width, cfg.enc_width))
         self.norm = nn.LayerNorm(cfg.enc_width)
+        # z mean standardised per element over the data (batch statistics in training,
+        # running ones after): what differs between objects fills the latent, not the
+        # input-independent part that the queries and positions give every object
+        self.centre = nn.BatchNorm1d(3 * cfg.latent_size ** 2 * cfg.latent_channels, affine=False)
         self.to_moments = nn.Linear(cfg.enc_width, 2 * cfg.latent_channels)
         # start nearly deterministic (std ~0.02) so the decoder learns to use z before the
         # KL term can pull the posterior to the prior
@@ -65,17 +87,24 @@ class TriplaneEncoder(nn.Module):
     def forward(self, views):
         # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
         B, V = views.shape[:2]
+        # RGB relative to the white background: empty pixels are zero, the object stands out
+        views = torch.cat([views[:, :, :3] - 1.0, views[:, :, 3:]], dim=2)
         feats = self.stem(views.flatten(0, 1))                               # (B*V, C, h', w')
         tokens = self.to_tokens(feats.flatten(2).transpose(1, 2))            # (B*V, h'w', D)
         tokens = tokens.reshape(B, -1, tokens.shape[-1])                     # (B, V*h'w', D)
-        q = (self.queries + self.pos).expand(B, -1, -1)                      # (B, 3hw, D)
+        q0 = self.queries + self.pos                                         # (3hw, D)
+        q = q0 + self.summary(tokens.mean(dim=1))[:, None] \
+            + self.colour(object_colour(views))[:, None]                     # (B, 3hw, D)
         for block in self.blocks:
             q = block(q, tokens)
-        moments = self.to_moments(self.norm(q))                              # (B, 3hw, 2c)
+        # moments from what the views added to the queries: the input-independent query
+        # baseline would otherwise dominate z and hide the object from the decoder
+        moments = self.to_moments(self.norm(q - q0))                         # (B, 3hw, 2c)
         n, c = self.cfg.latent_size, self.cfg.latent_channels
         moments = moments.view(B, 3, n, n, 2 * c).permute(0, 1, 4, 2, 3)     # (B, 3, 2c, h, w)
         mean, logvar = moments.chunk(2, dim=2)
-        return mean, logvar.clamp(-30.0, 20.0)
+        mean = self.centre(mean.flatten(1)).view(mean.shape)
+        return mean, logvar.clamp(-30.0, LOGVAR_MAX)
 
 
 # ----------------------------------------------------------------------------- decoder
@@ -83,7 +112,7 @@ class TriplaneEncoder(nn.Module):
 def _up_stage(cin: int, cout: int) -> nn.Sequential:
     """Doubles H and W."""
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                         nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU())
+                         nn.Conv2d(cin, cout, 3, padding=1), nn.SiLU())
 
 
 class TriplaneDecoder(nn.Module):

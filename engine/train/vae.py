@@ -25,7 +25,7 @@ class VAELossWeights:
     rgb: float = 1.0
     render_rgb: float = 0.1
     render_mask: float = 0.1
-    kl: float = 1e-5
+    kl: float = 1e-6
     rays: int = 256            # rays per example per step
     ray_samples: int = 32
     surface_band: float = 0.03  # |sdf| below which a point's colour is supervised
