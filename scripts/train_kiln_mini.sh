@@ -2,17 +2,17 @@
 # The kiln-mini recipe on a 2-core CPU: every stage capped in wall time (the learning-rate
 # schedule follows the fraction of that time used). Usage:
 #   scripts/train_kiln_mini.sh WORKDIR        (then copy WORKDIR/kiln-mini to weights/)
-# Environment: ASSETS (1200), VAE_MIN (33), DIT_MIN (22), DEVICE (auto).
+# Environment: ASSETS (1200), VAE_MIN (28), DIT_MIN (18), DEVICE (auto).
 set -euo pipefail
 W=${1:?usage: scripts/train_kiln_mini.sh WORKDIR}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DEV=${DEVICE:-auto}
 mkdir -p "$W"
-$PY -m engine train data --out "$W/assets" --assets "${ASSETS:-1200}" --workers 2
+[ -f "$W/assets/store.json" ] || $PY -m engine train data --out "$W/assets" --assets "${ASSETS:-1200}" --workers 2
 $PY -m engine train vae --data "$W/assets" --out "$W/vae" --size mini --device "$DEV" \
-    --steps 100000 --batch 8 --lr 1e-3 --max-minutes "${VAE_MIN:-33}" --ckpt-every 200
+    --steps 100000 --batch 8 --lr 1e-3 --max-minutes "${VAE_MIN:-28}" --ckpt-every 200
 $PY -m engine train latents --data "$W/assets" --init "$W/vae" --out "$W/latents" --device "$DEV"
 $PY -m engine train dit --data "$W/latents" --init "$W/vae" --out "$W/kiln-mini" --device "$DEV" \
-    --steps 100000 --batch 32 --lr 5e-4 --max-minutes "${DIT_MIN:-22}" --ckpt-every 200 --fp16-weights
+    --steps 100000 --batch 32 --lr 5e-4 --max-minutes "${DIT_MIN:-18}" --ckpt-every 200 --fp16-weights
 echo "RECIPE DONE: $W/kiln-mini"

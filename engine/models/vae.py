@@ -112,7 +112,7 @@ class TriplaneEncoder(nn.Module):
 def _up_stage(cin: int, cout: int) -> nn.Sequential:
     """Doubles H and W."""
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                         nn.Conv2d(cin, cout, 3, padding=1), nn.SiLU())
+                         nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU())
 
 
 class TriplaneDecoder(nn.Module):
