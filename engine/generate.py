@@ -6,6 +6,7 @@ import json
 import sys
 
 from .errors import KilnError
+from .protocol import EXTRACTORS
 
 
 def add_arguments(p) -> None:
@@ -18,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--sampler", choices=("euler", "heun"), default=None)
     p.add_argument("--resolution", type=int, default=128, help="extraction grid resolution")
     p.add_argument("--faces", type=int, default=20000, help="face budget")
+    p.add_argument("--extractor", choices=EXTRACTORS, default="mc",
+                   help="marching cubes, or FlexiCubes (keeps sharp edges)")
     p.add_argument("--texture", type=int, default=1024, help="texture size in pixels")
     p.add_argument("--vertex-colors", action="store_true", help="vertex colours, no texture")
     p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
@@ -35,7 +38,7 @@ def main(args) -> int:
         settings = dict(seed=args.seed, steps=args.steps, guidance=args.guidance,
                         resolution=args.resolution, faces=args.faces, texture=args.texture,
                         texture_mode="vertex" if args.vertex_colors else "uv",
-                        sampler=args.sampler, progress=bar)
+                        sampler=args.sampler, extractor=args.extractor, progress=bar)
         if args.prompt is not None:
             result = pipe.text_to_3d(args.prompt, **settings)
         else:

@@ -20,7 +20,8 @@ import torch
 
 from . import __version__
 from .config import ModelConfig
-from .errors import BAD_PROMPT, KilnError
+from .errors import BAD_PROMPT, BAD_REQUEST, KilnError
+from .protocol import EXTRACTORS
 from .io import weights
 from .models import Condition, build_model
 from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
@@ -135,13 +136,16 @@ class Pipeline:
                   guidance: float | None = None, resolution: int | None = None,
                   faces: int | None = None, texture: int | None = None,
                   texture_mode: str = "uv", sampler: str | None = None,
-                  progress=None) -> Result:
+                  extractor: str = "mc", progress=None) -> Result:
         s = self.config.sampling
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
                         resolution=int(resolution or 128), faces=int(faces or 20000),
                         texture=int(texture or 1024), texture_mode=texture_mode,
-                        sampler=sampler or s.sampler)
+                        sampler=sampler or s.sampler, extractor=extractor)
+        if extractor not in EXTRACTORS:
+            raise KilnError(BAD_REQUEST, f"Unknown extractor '{extractor}': use one of "
+                            f"{', '.join(EXTRACTORS)}.")
         report = progress or (lambda stage, step, total: None)
         timings: dict[str, float] = {}
         with self._stage("condition", timings, report):
@@ -151,7 +155,7 @@ class Pipeline:
         with self._stage("decode", timings, report):
             planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
         with self._stage("extract", timings, report):
-            mesh = self.extract(planes, settings["resolution"], settings["faces"])
+            mesh = self.extract(planes, settings["resolution"], settings["faces"], extractor)
         with self._stage("texture", timings, report):
             mesh = self.paint(planes, mesh, settings["texture"], texture_mode)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),
@@ -191,11 +195,18 @@ class Pipeline:
 
         return (lambda p: query(p, 0)), (lambda p: query(p, 1))
 
-    def extract(self, planes, resolution: int, faces: int):
+    def extract(self, planes, resolution: int, faces: int, extractor: str = "mc"):
+        """Field -> closed mesh within the face budget; extractor "mc" (marching cubes) or
+        "flexicubes" (Kiln's FlexiCubes, sharp-feature vertex placement)."""
         from .geometry.extract import extract_surface
+        from .geometry.mesh import Mesh
         from .geometry.mesh_ops import clean
         sdf_fn, _ = self.field_fns(planes)
-        mesh = extract_surface(sdf_fn, resolution=resolution)
+        if extractor == "flexicubes":
+            from .geometry.flexicubes import extract_flexicubes
+            mesh = Mesh(*extract_flexicubes(sdf_fn, resolution))
+        else:
+            mesh = extract_surface(sdf_fn, resolution=resolution)
         return clean(mesh, target_faces=faces)
 
     def paint(self, planes, mesh, size: int, mode: str):

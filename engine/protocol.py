@@ -52,6 +52,7 @@ STAGES = ("load", "condition", "sample", "decode", "extract", "texture", "export
 # ---------------------------------------------------------------- generate fields
 MODES = ("text", "image")
 TEXTURE_MODES = ("uv", "vertex")
+EXTRACTORS = ("mc", "flexicubes")   # marching cubes; Kiln's FlexiCubes (keeps sharp edges)
 
 # name: (kind, low, high, what it does) -- the ranges a request may ask for.
 NUMBER_FIELDS = {
@@ -62,7 +63,7 @@ NUMBER_FIELDS = {
     "faces": (int, 100, 500_000, "the face budget"),
     "texture": (int, 64, 4096, "the texture size in pixels"),
 }
-TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "model", "out")
+TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "model", "out")
 GENERATE_FIELDS = frozenset({"type", *TEXT_FIELDS, *NUMBER_FIELDS})
 MAX_PROMPT_CHARS = 1000
 
@@ -163,11 +164,12 @@ def validate_generate(msg: dict) -> dict:
                         f"request: remove it or check the spelling (known: "
                         f"{_names(GENERATE_FIELDS - {'type'})}).")
     out = {"id": _job_id(msg.get("id"))}
-    for name in ("prompt", "image", "model", "out", "mode", "texture_mode"):
+    for name in ("prompt", "image", "model", "out", "mode", "texture_mode", "extractor"):
         out[name] = _optional_text(msg, name)
     out["mode"] = _mode(out["mode"], out["image"])
     out["texture_mode"] = _choice("texture_mode", out["texture_mode"] or "uv",
                                   TEXTURE_MODES)
+    out["extractor"] = _choice("extractor", out["extractor"] or "mc", EXTRACTORS)
     if out["mode"] == "text":
         out["prompt"] = _prompt(out["prompt"])
     else:

@@ -306,7 +306,7 @@ class Server:
         p = job.params
         pipe = self.pipeline_for(p.get("model"), progress)
         settings = {k: p[k] for k in protocol.NUMBER_FIELDS if k in p}
-        settings["texture_mode"] = p["texture_mode"]
+        settings["texture_mode"], settings["extractor"] = p["texture_mode"], p["extractor"]
         if p["mode"] == "image":
             res = pipe.image_to_3d(p["image"], progress=progress, **settings)
         else:

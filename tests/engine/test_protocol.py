@@ -196,3 +196,13 @@ def test_the_addon_side_modules_need_only_the_standard_library(venv_python):
     out = subprocess.run([python, "-I", "-c", code], cwd=tempfile.gettempdir(),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_extractor_is_checked_and_defaults_to_marching_cubes():
+    got = protocol.validate_generate({"type": "generate", "prompt": "a mug"})
+    assert got["extractor"] == "mc"
+    got = protocol.validate_generate({"type": "generate", "prompt": "a mug",
+                                      "extractor": "flexicubes"})
+    assert got["extractor"] == "flexicubes"
+    err = refused({"type": "generate", "prompt": "a mug", "extractor": "dmtet"})
+    assert err.code == BAD_REQUEST and "use one of mc, flexicubes" in err.message
