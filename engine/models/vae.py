@@ -1,9 +1,12 @@
 """The 3D-aware VAE: multi-view images -> KL tri-plane latent -> high-resolution tri-planes.
 
 Encoder (LN3Diff-style): every view pixel carries RGB, alpha and its camera ray as a
-Plücker embedding; a conv stem downsamples each view by 8; learned tri-plane queries
+Plücker embedding; a conv stem downsamples each view by 8; learned tri-plane queries,
+offset by a pooled summary of the views (tokens and the object's colour statistics),
 cross-attend to the tokens of all views and give the mean and log-variance of
-z (3, c, h, w).
+z (3, c, h, w). The mean is standardised per element over the data (BatchNorm without
+affine) and the posterior std is capped, so the latent carries the object rather than
+the queries' input-independent baseline or the prior's noise.
 Decoder: transformer blocks alternating self-plane and cross-plane attention (DiT blocks
 with adaLN, conditioned on a pooled summary of the latent), then a conv upsampler.
 """
@@ -50,7 +53,7 @@ class FusionBlock(nn.Module):
 
 def object_colour(views):
     """Alpha-weighted mean colour and its spread over all views: (B, V, C, H, W) -> (B, 6)."""
-    rgb, alpha = views[:, :, :3] + 1.0, views[:, :, 3:4]
+    rgb, alpha = views[:, :, :3], views[:, :, 3:4]
     w = alpha / alpha.sum(dim=(1, 3, 4), keepdim=True).clamp(min=1.0)
     mean = (rgb * w).sum(dim=(1, 3, 4))                                     # (B, 3)
     spread = ((rgb - mean[:, None, :, None, None]).abs() * w).sum(dim=(1, 3, 4))
@@ -87,14 +90,14 @@ class TriplaneEncoder(nn.Module):
     def forward(self, views):
         # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
         B, V = views.shape[:2]
+        colour = self.colour(object_colour(views))                           # (B, D)
         # RGB relative to the white background: empty pixels are zero, the object stands out
         views = torch.cat([views[:, :, :3] - 1.0, views[:, :, 3:]], dim=2)
         feats = self.stem(views.flatten(0, 1))                               # (B*V, C, h', w')
         tokens = self.to_tokens(feats.flatten(2).transpose(1, 2))            # (B*V, h'w', D)
         tokens = tokens.reshape(B, -1, tokens.shape[-1])                     # (B, V*h'w', D)
         q0 = self.queries + self.pos                                         # (3hw, D)
-        q = q0 + self.summary(tokens.mean(dim=1))[:, None] \
-            + self.colour(object_colour(views))[:, None]                     # (B, 3hw, D)
+        q = q0 + (self.summary(tokens.mean(dim=1)) + colour)[:, None]         # (B, 3hw, D)
         for block in self.blocks:
             q = block(q, tokens)
         # moments from what the views added to the queries: the input-independent query
