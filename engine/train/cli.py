@@ -41,6 +41,8 @@ def add_arguments(p) -> None:
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--max-minutes", type=float, default=0.0)
     p.add_argument("--fp16-weights", action="store_true", help="ship float16 safetensors")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="vae: fine-tune decoder and field only (a trained DiT stays valid)")
 
 
 def main(args) -> int:

@@ -36,6 +36,7 @@ class TrainArgs:
     ckpt_every: int = 500
     max_minutes: float = 0.0    # stop early (and save) after this wall time; 0 = no cap
     fp16_weights: bool = False  # store the shipped safetensors in float16
+    freeze_encoder: bool = False  # VAE stage: train decoder + field only (latents stay valid)
 
 
 def _load_model(a: TrainArgs):
@@ -52,13 +53,21 @@ def _load_model(a: TrainArgs):
 class StageLoss(torch.nn.Module):
     """The trainable part of one stage with its loss as forward(), so DDP wraps it whole."""
 
-    def __init__(self, stage: str, model):
+    def __init__(self, stage: str, model, freeze_encoder: bool = False):
         super().__init__()
         self.stage = stage
         if stage == "vae":
             self.vae = model.vae
+            if freeze_encoder:   # decoder fine-tuning: a trained DiT's latents stay valid
+                self.vae.encoder.requires_grad_(False)
         else:
             self.dit, self.image_encoder = model.dit, model.image_encoder
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.stage == "vae" and not any(p.requires_grad for p in self.vae.encoder.parameters()):
+            self.vae.encoder.eval()   # frozen: its BatchNorm keeps the statistics it has
+        return self
 
     def forward(self, batch: dict, rnd: dict):
         if self.stage == "vae":
@@ -104,8 +113,8 @@ def train(a: TrainArgs) -> dict:
         cfg.latent_scale = float(store.info["latent_scale"])
         cfg.latent_shift = float(store.info["latent_shift"])
     model.to(d.device)
-    part = StageLoss(a.stage, model)
-    opt = torch.optim.AdamW(part.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    part = StageLoss(a.stage, model, a.freeze_encoder).train()
+    opt = torch.optim.AdamW([p for p in part.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
     ckpt = Path(a.out) / "checkpoint"
     start = load_checkpoint(ckpt, part, opt)["step"] if a.resume and ckpt.exists() else 0
     loss_module = wrap_ddp(part, d)

@@ -88,3 +88,19 @@ def test_two_gloo_processes_train_like_one(latent_store, tiny_model_dir, tmp_pat
     assert len(one) == len(two) == 8
     assert one == pytest.approx(two, rel=2e-3, abs=2e-4)
     assert one[0] != one[-1]
+
+
+def test_decoder_fine_tuning_keeps_the_encoder_and_its_statistics(asset_store, tiny_model_dir,
+                                                                  tmp_path):
+    """--freeze-encoder: the latents a trained DiT learned stay exactly what they were."""
+    from engine.io.weights import load_state_dict
+    _engine("train", "vae", "--data", asset_store, "--init", tiny_model_dir, "--out", tmp_path,
+            "--steps", "6", "--batch", "4", "--lr", "3e-3", "--freeze-encoder")
+    before, after = load_state_dict(tiny_model_dir), load_state_dict(tmp_path)
+    encoder = [k for k in before if k.startswith("vae.encoder.")]
+    assert any("centre.running_mean" in k for k in encoder)
+    for key in encoder:
+        assert torch.equal(before[key], after[key]), key
+    changed = [k for k in before if k.startswith("vae.decoder.") and
+               not torch.equal(before[k], after[k])]
+    assert changed, "the decoder did not train"
