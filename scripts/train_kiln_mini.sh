@@ -2,7 +2,7 @@
 # The kiln-mini recipe on a 2-core CPU: every stage capped in wall time (the learning-rate
 # schedule follows the fraction of that time used). Usage:
 #   scripts/train_kiln_mini.sh WORKDIR   (then copy WORKDIR/kiln-mini-ft to weights/kiln-mini)
-# Environment: ASSETS (1200), VAE_MIN (28), DIT_MIN (18), FT_MIN (25), DEVICE (auto).
+# Environment: ASSETS (1200), VAE_MIN (28), DIT_MIN (18), FT_MIN (22), DEVICE (auto).
 set -euo pipefail
 W=${1:?usage: scripts/train_kiln_mini.sh WORKDIR}
 cd "$(dirname "$0")/.."
@@ -18,5 +18,5 @@ $PY -m engine train dit --data "$W/latents" --init "$W/vae" --out "$W/kiln-mini"
 # decoder fine-tuning (encoder frozen, so the DiT's latents stay valid), as LN3Diff does
 $PY -m engine train vae --data "$W/assets" --init "$W/kiln-mini" --out "$W/kiln-mini-ft" \
     --device "$DEV" --freeze-encoder --steps 100000 --batch 8 --lr 5e-4 \
-    --max-minutes "${FT_MIN:-25}" --ckpt-every 200 --fp16-weights
+    --max-minutes "${FT_MIN:-22}" --ckpt-every 200 --fp16-weights
 echo "RECIPE DONE: $W/kiln-mini-ft"
