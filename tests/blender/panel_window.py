@@ -132,6 +132,9 @@ def setup() -> None:
     scene.kiln.prompt, scene.kiln.seed = ARGS.prompt, 42
     if ARGS.model:                       # quick settings for the test model
         scene.kiln.steps, scene.kiln.resolution, scene.kiln.texture = 4, 48, '256'
+        # the tiny model samples 4 steps faster than two timer polls on a busy machine:
+        # slow each step so the polls are sure to see sampling in progress
+        session.EXTRA_ARGS[:] = ["--test-step-delay", "0.3"]
     for obj in list(scene.objects):      # an empty stage, the panel in front
         if obj.type == 'MESH':
             bpy.data.objects.remove(obj)
