@@ -35,6 +35,8 @@ class VAEConfig:
     field_hidden: int = 64
     field_layers: int = 2
     sphere_radius: float = 0.5    # geometric init: untrained field is this sphere
+    flexi: bool = False           # field also predicts FlexiCubes weights + deformation
+    flexi_res: int = 0            # grid those were fine-tuned on (0: not fine-tuned)
 
     @property
     def plane_size(self) -> int:

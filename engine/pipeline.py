@@ -195,16 +195,31 @@ class Pipeline:
 
         return (lambda p: query(p, 0)), (lambda p: query(p, 1))
 
+    def flexi_head_fn(self, planes):
+        """points (K, 3) -> the field's raw FlexiCubes outputs (K, 24), or None when this
+        model's FlexiCubes head was never fine-tuned."""
+        field, v = self.model.vae.field, self.config.vae
+        if not (v.flexi and v.flexi_res):
+            return None
+
+        def head(points_kx3):
+            out = [field.flexi(planes, chunk.to(self.device, torch.float32)[None])[0]
+                   for chunk in points_kx3.split(POINT_CHUNK)]
+            return torch.cat(out).float().cpu()
+        return head
+
     def extract(self, planes, resolution: int, faces: int, extractor: str = "mc"):
         """Field -> closed mesh within the face budget; extractor "mc" (marching cubes) or
-        "flexicubes" (Kiln's FlexiCubes, sharp-feature vertex placement)."""
+        "flexicubes" (Kiln's FlexiCubes: the field's own weights and deformation where the
+        model was fine-tuned for them, else sharp-feature vertex placement)."""
         from .geometry.extract import extract_surface
         from .geometry.mesh import Mesh
         from .geometry.mesh_ops import clean
         sdf_fn, _ = self.field_fns(planes)
         if extractor == "flexicubes":
             from .geometry.flexicubes import extract_flexicubes
-            mesh = Mesh(*extract_flexicubes(sdf_fn, resolution))
+            mesh = Mesh(*extract_flexicubes(sdf_fn, resolution,
+                                            head_fn=self.flexi_head_fn(planes)))
         else:
             mesh = extract_surface(sdf_fn, resolution=resolution)
         return clean(mesh, target_faces=faces)

@@ -22,7 +22,7 @@ Per-cube weights (raw, unbounded parameters; 0 means neutral)
 - beta_fx12 (edges): the dual vertex is sum(beta_e u_e) / sum(beta_e) over the patch's edges.
 - gamma_f: quad splitting. Every crossed grid edge gives one quad from its 4 cubes' dual vertices;
   inference splits it into 2 triangles along the diagonal with the larger gamma product
-  (gamma=None: the shorter diagonal); training splits it into 4 around the centre
+  (gamma=None or a tie: the shorter diagonal); training splits it into 4 around the centre
   (g02 * mid02 + g13 * mid13) / (g02 + g13), g02 = gamma_0 * gamma_2.
   alpha and beta map to 1 + 0.99 tanh(raw) in (0.01, 1.99); gamma to 0.005 + 0.99 sigmoid(raw).
 - deform_nx3: per grid vertex, offset = 0.99 * (h / 2) * tanh(raw) per axis, so cubes never fold.
@@ -417,12 +417,12 @@ def _triangulate(vd_vx3, quads_qx4, gamma_v, training):
             torch.stack((q[:, i], q[:, (i + 1) % 4], c_id), 1) for i in range(4)], 1).reshape(-1, 3)
         return torch.cat((vd_vx3, center)), faces.to(torch.int32)
     with torch.no_grad():
-        if gamma_v is None:
-            p = vd_vx3.detach()[quads_qx4]
-            split02 = ((p[:, 0] - p[:, 2]) ** 2).sum(1) <= ((p[:, 1] - p[:, 3]) ** 2).sum(1)
-        else:
+        p = vd_vx3.detach()[quads_qx4]
+        split02 = ((p[:, 0] - p[:, 2]) ** 2).sum(1) <= ((p[:, 1] - p[:, 3]) ** 2).sum(1)
+        if gamma_v is not None:     # the larger gamma product wins; a tie keeps the shorter
             g = gamma_v.detach()[quads_qx4]
-            split02 = g[:, 0] * g[:, 2] > g[:, 1] * g[:, 3]
+            g02, g13 = g[:, 0] * g[:, 2], g[:, 1] * g[:, 3]
+            split02 = torch.where(g02 == g13, split02, g02 > g13)
         q = quads_qx4
         t02 = torch.stack((q[:, [0, 1, 2]], q[:, [0, 2, 3]]), 1)
         t13 = torch.stack((q[:, [0, 1, 3]], q[:, [1, 2, 3]]), 1)
@@ -477,6 +477,47 @@ def sdf_sign_flip_loss(sdf_n: torch.Tensor, res: int) -> torch.Tensor:
     return bce(a, (b > 0).to(a.dtype)) + bce(b, (a > 0).to(b.dtype))
 
 
+# ---------------------------------------------------------------- predicted weights
+
+# raw outputs of a field's FlexiCubes head, in this order
+HEAD_SLICES = {"deform": slice(0, 3), "beta": slice(3, 15), "alpha": slice(15, 23),
+               "gamma": slice(23, 24)}
+HEAD_OUTPUTS = 24
+
+
+def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: torch.Tensor,
+                      res: int, bound: float = 1.0) -> dict:
+    """FlexiCubes inputs predicted by a field head, evaluated only where they matter.
+
+    head_fn: points (K, 3) -> raw (K, 24) [deform 3 | beta 12 | alpha 8 | gamma 1].
+    The weights are read at the centres of the surface cubes, the deformation at their
+    corners; every other cube and vertex stays neutral (0). -> {"beta_fx12", "alpha_fx8",
+    "gamma_f", "deform_nx3"}, full-grid arrays for `FlexiCubes.extract`, differentiable with
+    respect to whatever head_fn depends on, and "raw_weights_sx21": the raw weights of the
+    surface cubes alone (for `weight_magnitude_loss`; pop it before calling extract).
+    """
+    r1, dev, dtype = res + 1, sdf_n.device, sdf_n.dtype
+    out = {"beta_fx12": sdf_n.new_zeros((res ** 3, 12)), "alpha_fx8": sdf_n.new_zeros((res ** 3, 8)),
+           "gamma_f": sdf_n.new_zeros((res ** 3,)), "deform_nx3": sdf_n.new_zeros((r1 ** 3, 3))}
+    surf = _surface_cubes(sdf_n, res)
+    out["raw_weights_sx21"] = sdf_n.new_zeros((0, 21))
+    if surf is None:
+        return out
+    cube_s, h = surf[0], 2.0 * bound / res
+    coord_sx3 = torch.stack((cube_s // (res * res), (cube_s // res) % res, cube_s % res), 1)
+    w_sx24 = head_fn(-bound + (coord_sx3.to(dtype) + 0.5) * h)
+    with torch.no_grad():
+        vid = torch.unique((_vertex_base(cube_s, res)[:, None] + _corner_offsets(res, dev)).reshape(-1))
+        vcoord_vx3 = torch.stack((vid // (r1 * r1), (vid // r1) % r1, vid % r1), 1).to(dtype)
+    d_vx24 = head_fn(-bound + vcoord_vx3 * h)
+    for key, name in (("beta", "beta_fx12"), ("alpha", "alpha_fx8"), ("gamma", "gamma_f")):
+        src = w_sx24[:, HEAD_SLICES[key]].reshape((-1,) + out[name].shape[1:])
+        out[name] = out[name].index_copy(0, cube_s, src.to(dtype))
+    out["deform_nx3"] = out["deform_nx3"].index_copy(0, vid, d_vx24[:, HEAD_SLICES["deform"]].to(dtype))
+    out["raw_weights_sx21"] = w_sx24[:, 3:]
+    return out
+
+
 # ---------------------------------------------------------------- convenience
 
 
@@ -520,6 +561,7 @@ def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144,
 
 def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: int = 2,
                        sharp: bool = True, device: str | torch.device = "cpu",
+                       head_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
                        ) -> tuple[np.ndarray, np.ndarray]:
     """FlexiCubes with neutral weights on `sdf_fn` (negative inside) -> (verts float32 (V, 3),
     faces int32 (F, 3), CCW seen from outside). Same role as the marching-cubes extractor: the
@@ -527,14 +569,20 @@ def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, level
 
     sharp: place dual vertices by the QEF on Hermite data (normals from central differences of
     sdf_fn at the edge crossings, step = 5% of a cell); keeps sharp edges and puts vertices on
-    the surface. False: the paper's neutral-weight placement (mean of the crossings)."""
+    the surface. False: the paper's neutral-weight placement (mean of the crossings).
+    head_fn: a field's FlexiCubes head (see `predicted_weights`): its weights and deformation
+    place the vertices as the paper does (the QEF is then off, whatever `sharp` says)."""
     if resolution < 2:
         raise ValueError(f"Grid resolution must be at least 2, got {resolution}.")
     grid = sample_sdf_grid(sdf_fn, resolution, bound, levels=levels, device=device)
     x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=grid.device)
     with torch.no_grad():
+        weights = {} if head_fn is None else predicted_weights(head_fn, grid.reshape(-1),
+                                                                resolution, bound)
+        weights.pop("raw_weights_sx21", None)
+        sharp = sharp and head_fn is None
         normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / resolution) if sharp else None
         verts, faces, _ = FlexiCubes().extract(x_nx3, grid.reshape(-1), None, resolution,
-                                               normal_fn=normal_fn)
+                                               normal_fn=normal_fn, **weights)
     return (verts.detach().to("cpu", torch.float32).numpy(),
             faces.to("cpu").numpy().astype(np.int32))

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import VAEConfig
+from ..geometry.flexicubes import HEAD_OUTPUTS as FLEXI_OUTPUTS
 from .layers import AdaLNBlock, Attention, Mlp, triplane_pos_embed
 
 
@@ -172,21 +173,34 @@ def _mlp(width_in: int, hidden: int, layers: int, width_out: int) -> nn.Sequenti
 
 class TriplaneField(nn.Module):
     """MLP heads for SDF and RGB at any point (separate MLPs: colour gradients do not
-    fight geometry gradients in a shared trunk).
+    fight geometry gradients in a shared trunk), and with `cfg.flexi` a third head for
+    FlexiCubes: raw [deformation 3 | beta 12 | alpha 8 | gamma 1] at any point (read at
+    grid vertices for the deformation, at cube centres for the weights).
 
     Geometric initialisation: the SDF is a learned residual on top of a sphere of radius
     `sphere_radius`, and the residual head starts at zero, so an untrained model already
-    gives a closed blob.
+    gives a closed blob. The FlexiCubes head starts at zero too: neutral weights, no
+    deformation, so adding it to a trained model changes nothing until it is fine-tuned.
     """
 
-    def __init__(self, cfg: VAEConfig, extra_outputs: int = 0):
+    def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.radius = cfg.sphere_radius
         C, H, L = cfg.plane_channels, cfg.field_hidden, cfg.field_layers
-        self.sdf_mlp = _mlp(C, H, L, 1 + extra_outputs)
+        self.sdf_mlp = _mlp(C, H, L, 1)
         self.rgb_mlp = _mlp(C, H, L, 3)
         nn.init.zeros_(self.sdf_mlp[-1].weight)
         nn.init.zeros_(self.sdf_mlp[-1].bias)
+        self.flexi_mlp = _mlp(C, H, 1, FLEXI_OUTPUTS) if cfg.flexi else None
+        if self.flexi_mlp is not None:
+            nn.init.zeros_(self.flexi_mlp[-1].weight)
+            nn.init.zeros_(self.flexi_mlp[-1].bias)
+
+    def flexi(self, planes, points):
+        """planes (B, 3, C, H, W); points (B, N, 3) -> raw FlexiCubes outputs (B, N, 24)."""
+        if self.flexi_mlp is None:
+            raise ValueError("This model's field has no FlexiCubes head (config vae.flexi).")
+        return self.flexi_mlp(sample_triplane(planes, points))
 
     @property
     def sdf_head(self) -> nn.Linear:

@@ -43,6 +43,9 @@ def add_arguments(p) -> None:
     p.add_argument("--fp16-weights", action="store_true", help="ship float16 safetensors")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="vae: fine-tune decoder and field only (a trained DiT stays valid)")
+    p.add_argument("--flexi", action="store_true",
+                   help="vae: add the field's FlexiCubes head and fine-tune with mesh losses")
+    p.add_argument("--flexi-res", type=int, default=32, help="FlexiCubes grid for --flexi")
 
 
 def main(args) -> int:

@@ -37,25 +37,42 @@ class TrainArgs:
     max_minutes: float = 0.0    # stop early (and save) after this wall time; 0 = no cap
     fp16_weights: bool = False  # store the shipped safetensors in float16
     freeze_encoder: bool = False  # VAE stage: train decoder + field only (latents stay valid)
+    flexi: bool = False         # VAE stage: add the FlexiCubes head and its mesh losses
+    flexi_res: int = 32         # FlexiCubes grid of that stage
 
 
 def _load_model(a: TrainArgs):
     if a.init:
         cfg = ModelConfig.load(Path(a.init) / "config.json")
+        if a.flexi:                   # a model without the head gets a neutral one
+            cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
         model = build_model(cfg)
-        model.load_state_dict({k: v.float() for k, v in load_state_dict(a.init).items()})
+        state = {k: v.float() for k, v in load_state_dict(a.init).items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        new_head = [k for k in missing if k.startswith("vae.field.flexi_mlp.")]
+        if unexpected or len(new_head) != len(missing):
+            raise RuntimeError(f"{a.init} does not fit its config: missing "
+                               f"{sorted(set(missing) - set(new_head))}, unexpected {unexpected}")
         return cfg, model
     torch.manual_seed(a.seed)
     cfg = REGISTRY[a.size]()
+    if a.flexi:
+        cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
     return cfg, build_model(cfg)
 
 
 class StageLoss(torch.nn.Module):
     """The trainable part of one stage with its loss as forward(), so DDP wraps it whole."""
 
-    def __init__(self, stage: str, model, freeze_encoder: bool = False):
+    def __init__(self, stage: str, model, freeze_encoder: bool = False, flexi_res: int = 0):
         super().__init__()
-        self.stage = stage
+        self.stage, self.mesh_losses = stage, None
+        if flexi_res:
+            from .flexi import FlexiLossWeights, TrueSurface, flexi_losses
+            fw = FlexiLossWeights(res=flexi_res)
+            truth = TrueSurface(fw.true_points)
+            self.mesh_losses = lambda planes, rnd: flexi_losses(
+                self.vae.field, planes, rnd["seeds"], truth, fw, rnd["gen"])
         if stage == "vae":
             self.vae = model.vae
             if freeze_encoder:   # decoder fine-tuning: a trained DiT's latents stay valid
@@ -72,8 +89,9 @@ class StageLoss(torch.nn.Module):
     def forward(self, batch: dict, rnd: dict):
         if self.stage == "vae":
             from .vae import VAELossWeights, vae_step_losses
+            mesh = None if self.mesh_losses is None else (lambda p: self.mesh_losses(p, rnd))
             return vae_step_losses(self.vae, batch, VAELossWeights(), rnd["gen"],
-                                   rnd["n_views"])
+                                   rnd["n_views"], mesh_losses=mesh)
         from .dit import dit_step_losses
         return dit_step_losses(self.dit, self.image_encoder, batch, rnd)
 
@@ -83,10 +101,15 @@ def _batch_fn(stage: str, store: Store, d, gen):
     if stage == "vae":
         max_views = store.tensors["views"].shape[1]
 
+        seeds = store.info.get("seeds")
+
         def make(idx):
             n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
-            batch = store.batch(rank_slice(idx, d), d.device, ["views", "albedo", "points", "sdf", "rgb"])
-            return {k: v.float() for k, v in batch.items()}, {"gen": gen, "n_views": n_views}
+            mine = rank_slice(idx, d)
+            batch = store.batch(mine, d.device, ["views", "albedo", "points", "sdf", "rgb"])
+            rnd = {"gen": gen, "n_views": n_views,
+                   "seeds": [seeds[i] for i in mine.tolist()] if seeds else None}
+            return {k: v.float() for k, v in batch.items()}, rnd
         return make
 
     from .dit import draw_noise
@@ -113,7 +136,11 @@ def train(a: TrainArgs) -> dict:
         cfg.latent_scale = float(store.info["latent_scale"])
         cfg.latent_shift = float(store.info["latent_shift"])
     model.to(d.device)
-    part = StageLoss(a.stage, model, a.freeze_encoder).train()
+    if a.flexi and not (a.stage == "vae" and store.info.get("seeds")):
+        raise ValueError("--flexi fine-tunes the VAE on a procedural asset store (it needs the "
+                         "assets' seeds for their exact SDF): use `train vae --data ASSETS`.")
+    part = StageLoss(a.stage, model, a.freeze_encoder,
+                     a.flexi_res if a.flexi else 0).train()
     opt = torch.optim.AdamW([p for p in part.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
     ckpt = Path(a.out) / "checkpoint"
     start = load_checkpoint(ckpt, part, opt)["step"] if a.resume and ckpt.exists() else 0

@@ -48,9 +48,11 @@ def pick_rays(views, count: int, gen: torch.Generator):
     return origins, dirs, px[..., :3], px[..., 3]
 
 
-def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n_views: int):
+def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n_views: int,
+                    mesh_losses=None):
     """batch: views (B, V, 10, H, W), albedo (B, V, 3, H, W), points (B, N, 3), sdf (B, N),
-    rgb (B, N, 3)."""
+    rgb (B, N, 3). mesh_losses: optional planes -> (loss, stats), added to the total (the
+    FlexiCubes fine-tuning stage)."""
     views = batch["views"]
     z, mean, logvar = vae.encode(views[:, :n_views], generator=gen)
     planes = vae.decoder(z)
@@ -71,6 +73,10 @@ def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n
     kl = vae.kl(mean, logvar)
     total = (w.sdf * l_sdf + w.rgb * l_rgb + w.render_rgb * l_render_rgb
              + w.render_mask * l_render_mask + w.kl * kl)
-    return total, {"loss": total.item(), "sdf": l_sdf.item(), "rgb": l_rgb.item(),
-                   "render_rgb": l_render_rgb.item(), "mask": l_render_mask.item(),
-                   "kl": kl.item()}
+    stats = {"sdf": l_sdf.item(), "rgb": l_rgb.item(), "render_rgb": l_render_rgb.item(),
+             "mask": l_render_mask.item(), "kl": kl.item()}
+    if mesh_losses is not None:
+        extra, extra_stats = mesh_losses(planes)
+        total = total + extra
+        stats.update(extra_stats)
+    return total, {"loss": total.item(), **stats}
