@@ -32,26 +32,29 @@ class FlexiLossWeights:
     weights: float = 0.01
     flip: float = 0.01
     res: int = 32               # FlexiCubes grid (cubes per axis over [-1, 1]^3)
-    mesh_points: int = 2048     # points sampled on each extracted mesh
-    true_points: int = 1024     # points on each asset's true surface
+    mesh_points: int = 1024     # points sampled on each extracted mesh
+    true_points: int = 1024     # store points nearest the true surface (coverage targets)
+    true_band: float = 0.01     # |sdf| of those points at most
 
 
-class TrueSurface:
-    """The exact SDF of each training asset (rebuilt from its seed) and points on its surface,
-    cached per seed."""
+class TrueSDF:
+    """The exact SDF of each training asset, rebuilt from its seed and cached."""
 
-    def __init__(self, n_points: int):
-        self.n_points, self._cache = n_points, {}
+    def __init__(self):
+        self._cache = {}
 
     def __call__(self, seed: int):
         if seed not in self._cache:
-            from ..data.dataset import surface_points
             from ..data.shapes import make_asset
-            asset = make_asset(seed)
-            with torch.no_grad():
-                pts = surface_points(asset.sdf, self.n_points, torch.Generator().manual_seed(seed))
-            self._cache[seed] = (asset.sdf, pts)
+            self._cache[seed] = make_asset(seed).sdf
         return self._cache[seed]
+
+
+def surface_targets(points_px3, sdf_p, band: float, limit: int):
+    """The store's sample points within `band` of the true surface (at most `limit`): the
+    targets of the coverage term, with no extra SDF evaluations. (K, 3)"""
+    near = points_px3[sdf_p.abs() < band]
+    return near[:limit]
 
 
 def sample_mesh(verts_vx3, faces_fx3, n: int, gen: torch.Generator):
@@ -81,13 +84,15 @@ def flexi_mesh(field, planes_1, res: int, training: bool = True):
     return verts, faces, l_dev, sdf_n, raw_sx21
 
 
-def flexi_losses(field, planes, seeds: list, truth: TrueSurface, w: FlexiLossWeights,
+def flexi_losses(field, planes, seeds: list, batch: dict, truth: TrueSDF, w: FlexiLossWeights,
                  gen: torch.Generator):
-    """planes (B, 3, C, H, W) of the assets `seeds` -> (total, stats)."""
+    """planes (B, 3, C, H, W) of the assets `seeds`; batch: their sample points (B, P, 3)
+    and true SDF there (B, P) -> (total, stats)."""
     from ..render.tracer import sdf_normals
     terms = {k: [] for k in ("surface", "normal", "coverage", "dev", "weights", "flip")}
     for b, seed in enumerate(seeds):
-        sdf_true, true_pts = truth(seed)
+        sdf_true = truth(seed)
+        true_pts = surface_targets(batch["points"][b], batch["sdf"][b], w.true_band, w.true_points)
         verts, faces, l_dev, sdf_n, raw_sx21 = flexi_mesh(field, planes[b:b + 1], w.res)
         terms["flip"].append(sdf_sign_flip_loss(sdf_n, w.res))
         if faces.shape[0] == 0:          # no surface on this grid: only the field losses
@@ -98,7 +103,8 @@ def flexi_losses(field, planes, seeds: list, truth: TrueSurface, w: FlexiLossWei
             s0, n_true = sdf_true(p0).to(p), sdf_normals(sdf_true, p0).to(p)
         terms["surface"].append((s0 + (n_true * (p - p.detach())).sum(1)).abs().mean())
         terms["normal"].append((1 - (n_mesh * n_true).sum(1)).mean())
-        terms["coverage"].append(torch.cdist(true_pts.to(p), p).min(dim=1).values.mean())
+        if len(true_pts):
+            terms["coverage"].append(torch.cdist(true_pts.to(p), p).min(dim=1).values.mean())
         terms["dev"].append(deviation_loss(l_dev))
         terms["weights"].append(weight_magnitude_loss(raw_sx21))
     total, stats = planes.sum() * 0, {}

@@ -68,11 +68,10 @@ class StageLoss(torch.nn.Module):
         super().__init__()
         self.stage, self.mesh_losses = stage, None
         if flexi_res:
-            from .flexi import FlexiLossWeights, TrueSurface, flexi_losses
-            fw = FlexiLossWeights(res=flexi_res)
-            truth = TrueSurface(fw.true_points)
-            self.mesh_losses = lambda planes, rnd: flexi_losses(
-                self.vae.field, planes, rnd["seeds"], truth, fw, rnd["gen"])
+            from .flexi import FlexiLossWeights, TrueSDF, flexi_losses
+            fw, truth = FlexiLossWeights(res=flexi_res), TrueSDF()
+            self.mesh_losses = lambda planes, batch, rnd: flexi_losses(
+                self.vae.field, planes, rnd["seeds"], batch, truth, fw, rnd["gen"])
         if stage == "vae":
             self.vae = model.vae
             if freeze_encoder:   # decoder fine-tuning: a trained DiT's latents stay valid
@@ -89,7 +88,8 @@ class StageLoss(torch.nn.Module):
     def forward(self, batch: dict, rnd: dict):
         if self.stage == "vae":
             from .vae import VAELossWeights, vae_step_losses
-            mesh = None if self.mesh_losses is None else (lambda p: self.mesh_losses(p, rnd))
+            mesh = None if self.mesh_losses is None else (
+                lambda p: self.mesh_losses(p, batch, rnd))
             return vae_step_losses(self.vae, batch, VAELossWeights(), rnd["gen"],
                                    rnd["n_views"], mesh_losses=mesh)
         from .dit import dit_step_losses
