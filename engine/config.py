@@ -67,6 +67,7 @@ class SamplingConfig:
     steps: int = 12
     guidance: float = 3.0
     sampler: str = "euler"
+    texture: int = 1024           # default texture size (a small field carries less detail)
 
 
 @dataclass

@@ -21,7 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--faces", type=int, default=20000, help="face budget")
     p.add_argument("--extractor", choices=EXTRACTORS, default="mc",
                    help="marching cubes, or FlexiCubes (keeps sharp edges)")
-    p.add_argument("--texture", type=int, default=1024, help="texture size in pixels")
+    p.add_argument("--texture", type=int, default=None,
+                   help="texture size in pixels (default: the model's, 512 for kiln-mini)")
     p.add_argument("--vertex-colors", action="store_true", help="vertex colours, no texture")
     p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

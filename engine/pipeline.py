@@ -141,7 +141,7 @@ class Pipeline:
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
                         resolution=int(resolution or 128), faces=int(faces or 20000),
-                        texture=int(texture or 1024), texture_mode=texture_mode,
+                        texture=int(texture or s.texture), texture_mode=texture_mode,
                         sampler=sampler or s.sampler, extractor=extractor)
         if extractor not in EXTRACTORS:
             raise KilnError(BAD_REQUEST, f"Unknown extractor '{extractor}': use one of "
