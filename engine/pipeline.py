@@ -184,16 +184,19 @@ class Pipeline:
                     lambda i, n, _x: report("sample", i, n))
         return x / self.config.latent_scale + self.config.latent_shift
 
+    def _chunked(self, fn):
+        """fn(points (1, K, 3) on the device) -> (1, K, ...) as a CPU function of (N, 3)."""
+        def query(points_nx3):
+            out = [fn(chunk.to(self.device, torch.float32)[None])[0]
+                   for chunk in points_nx3.split(POINT_CHUNK)]
+            return torch.cat(out).float().cpu()
+        return query
+
     def field_fns(self, planes):
         """sdf_fn / rgb_fn over object-space points (N, 3) for the geometry stages."""
         field = self.model.vae.field
-
-        def query(points_nx3, index):
-            out = [field(planes, chunk.to(self.device, torch.float32)[None])[index][0]
-                   for chunk in points_nx3.split(POINT_CHUNK)]
-            return torch.cat(out).float().cpu()
-
-        return (lambda p: query(p, 0)), (lambda p: query(p, 1))
+        return (self._chunked(lambda p: field(planes, p)[0]),
+                self._chunked(lambda p: field(planes, p)[1]))
 
     def flexi_head_fn(self, planes):
         """points (K, 3) -> the field's raw FlexiCubes outputs (K, 24), or None when this
@@ -201,12 +204,7 @@ class Pipeline:
         field, v = self.model.vae.field, self.config.vae
         if not (v.flexi and v.flexi_res):
             return None
-
-        def head(points_kx3):
-            out = [field.flexi(planes, chunk.to(self.device, torch.float32)[None])[0]
-                   for chunk in points_kx3.split(POINT_CHUNK)]
-            return torch.cat(out).float().cpu()
-        return head
+        return self._chunked(lambda p: field.flexi(planes, p))
 
     def extract(self, planes, resolution: int, faces: int, extractor: str = "mc"):
         """Field -> closed mesh within the face budget; extractor "mc" (marching cubes) or

@@ -42,23 +42,20 @@ class TrainArgs:
 
 
 def _load_model(a: TrainArgs):
+    if not a.init:
+        torch.manual_seed(a.seed)
+    cfg = ModelConfig.load(Path(a.init) / "config.json") if a.init else REGISTRY[a.size]()
+    if a.flexi:                       # a model without the head gets a neutral one
+        cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
+    model = build_model(cfg)
     if a.init:
-        cfg = ModelConfig.load(Path(a.init) / "config.json")
-        if a.flexi:                   # a model without the head gets a neutral one
-            cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
-        model = build_model(cfg)
         state = {k: v.float() for k, v in load_state_dict(a.init).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         new_head = [k for k in missing if k.startswith("vae.field.flexi_mlp.")]
         if unexpected or len(new_head) != len(missing):
             raise RuntimeError(f"{a.init} does not fit its config: missing "
                                f"{sorted(set(missing) - set(new_head))}, unexpected {unexpected}")
-        return cfg, model
-    torch.manual_seed(a.seed)
-    cfg = REGISTRY[a.size]()
-    if a.flexi:
-        cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
-    return cfg, build_model(cfg)
+    return cfg, model
 
 
 class StageLoss(torch.nn.Module):
