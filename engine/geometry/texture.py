@@ -300,7 +300,9 @@ def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
     """Box-projection atlas for `mesh` -> (Atlas, Raster) with no overlapping charts.
 
     Charts that overlap themselves are bisected and re-split for up to `max_rounds`; any
-    still overlapping after that are broken into one chart per face.
+    still overlapping after that are broken into one chart per face. Where only a few
+    faces overlap (slivers folded over a neighbour), those faces alone get charts of their
+    own: bisecting their whole charts would only move such folds around.
     """
     if mesh.num_faces == 0:
         raise ValueError("Cannot unwrap a mesh with no faces.")
@@ -308,17 +310,27 @@ def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
     for round_ in range(max_rounds + 1):
         atlas = _atlas(mesh, chart, group, size, padding)
         raster = rasterize(atlas.pixels_mx2[atlas.faces_fx3], size)
-        if raster.overlapping_faces.size == 0:
+        overlapping = raster.overlapping_faces
+        if overlapping.size == 0:
             break
-        bad = np.unique(chart[raster.overlapping_faces])
-        if round_ < max_rounds - 1:
+        bad = np.unique(chart[overlapping])
+        if overlapping.size <= FEW_OVERLAPPING_FACES:
+            chart = _detach(chart, overlapping)
+        elif round_ < max_rounds - 1:
             chart = _split_charts(mesh, chart, group, bad, pairs, atlas)
         else:                                                            # last resort
-            loose = np.isin(chart, bad)
-            chart = chart.copy()
-            chart[loose] = chart.max() + 1 + np.arange(int(loose.sum()))
-            chart = np.unique(chart, return_inverse=True)[1]
+            chart = _detach(chart, np.flatnonzero(np.isin(chart, bad)))
     return atlas, raster
+
+
+FEW_OVERLAPPING_FACES = 32
+
+
+def _detach(chart_f: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Chart ids with each of `faces` in a chart of its own (ids renumbered 0..C-1)."""
+    chart = chart_f.copy()
+    chart[faces] = chart.max() + 1 + np.arange(len(faces))
+    return np.unique(chart, return_inverse=True)[1]
 
 
 def _query(fn: FieldFn, points_nx3: np.ndarray, device="cpu", chunk: int = 262144) -> np.ndarray:
