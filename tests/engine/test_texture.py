@@ -138,3 +138,12 @@ def test_sample_texture_convention():
     tex[0, 0] = 255                                                   # top-left texel
     assert sample_texture(tex, np.array([[0.125, 0.875]]))[0, 0] == 255   # v up: top is v=1
     assert sample_texture(tex, np.array([[0.125, 0.125]]))[0, 0] == 0
+
+
+def test_detach_gives_each_overlapping_face_its_own_chart_and_keeps_the_rest():
+    from engine.geometry.texture import _detach
+    chart = np.array([0, 0, 0, 1, 1, 2])
+    out = _detach(chart, np.array([1, 4]))
+    assert out[0] == out[2] and out[0] != out[1]          # chart 0 keeps faces 0 and 2
+    assert out[3] != out[4] and out[5] not in (out[1], out[4])
+    assert len(set(out.tolist())) == 5 and out.max() == 4  # ids renumbered 0..C-1
