@@ -237,7 +237,7 @@ def _resolve_double_passes(cube_s, case_s, case_flat, res, t) -> torch.Tensor:
     face = face_s[cand]
     cube = cube_s[cand]
     axis, side = face // 2, face % 2
-    coord = torch.stack((cube // (res * res), (cube // res) % res, cube % res), 1)
+    coord = _cube_coords(cube, res)
     step = torch.tensor([res * res, res, 1], device=cube.device)[axis]
     along = coord.gather(1, axis[:, None]).squeeze(1)
     # only the low cube (whose + face is shared) switches; its neighbour is at +1 along the axis
@@ -247,6 +247,11 @@ def _resolve_double_passes(cube_s, case_s, case_flat, res, t) -> torch.Tensor:
     switch = ok & (nbr_face == face - 1)
     row_s[cand[switch]] = t["alt_row"][case_s[cand[switch]]]
     return row_s
+
+
+def _cube_coords(cube: torch.Tensor, res: int) -> torch.Tensor:
+    """Cube ids -> their (a, b, c) grid coordinates, (..., 3) long."""
+    return torch.stack((cube // (res * res), (cube // res) % res, cube % res), -1)
 
 
 def _vertex_base(cube_s: torch.Tensor, res: int) -> torch.Tensor:
@@ -486,25 +491,24 @@ HEAD_OUTPUTS = 24
 
 
 def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: torch.Tensor,
-                      res: int, bound: float = 1.0) -> dict:
+                      res: int, bound: float = 1.0) -> tuple[dict, torch.Tensor]:
     """FlexiCubes inputs predicted by a field head, evaluated only where they matter.
 
     head_fn: points (K, 3) -> raw (K, 24) [deform 3 | beta 12 | alpha 8 | gamma 1].
     The weights are read at the centres of the surface cubes, the deformation at their
-    corners; every other cube and vertex stays neutral (0). -> {"beta_fx12", "alpha_fx8",
-    "gamma_f", "deform_nx3"}, full-grid arrays for `FlexiCubes.extract`, differentiable with
-    respect to whatever head_fn depends on, and "raw_weights_sx21": the raw weights of the
-    surface cubes alone (for `weight_magnitude_loss`; pop it before calling extract).
+    corners; every other cube and vertex stays neutral (0). -> ({"beta_fx12", "alpha_fx8",
+    "gamma_f", "deform_nx3"}: full-grid keyword arrays for `FlexiCubes.extract`, raw_sx21: the
+    raw weights of the surface cubes alone, for `weight_magnitude_loss`), differentiable with
+    respect to whatever head_fn depends on.
     """
     r1, dev, dtype = res + 1, sdf_n.device, sdf_n.dtype
     out = {"beta_fx12": sdf_n.new_zeros((res ** 3, 12)), "alpha_fx8": sdf_n.new_zeros((res ** 3, 8)),
            "gamma_f": sdf_n.new_zeros((res ** 3,)), "deform_nx3": sdf_n.new_zeros((r1 ** 3, 3))}
     surf = _surface_cubes(sdf_n, res)
-    out["raw_weights_sx21"] = sdf_n.new_zeros((0, 21))
     if surf is None:
-        return out
+        return out, sdf_n.new_zeros((0, 21))
     cube_s, h = surf[0], 2.0 * bound / res
-    coord_sx3 = torch.stack((cube_s // (res * res), (cube_s // res) % res, cube_s % res), 1)
+    coord_sx3 = _cube_coords(cube_s, res)
     w_sx24 = head_fn(-bound + (coord_sx3.to(dtype) + 0.5) * h)
     with torch.no_grad():
         vid = torch.unique((_vertex_base(cube_s, res)[:, None] + _corner_offsets(res, dev)).reshape(-1))
@@ -514,8 +518,7 @@ def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: to
         src = w_sx24[:, HEAD_SLICES[key]].reshape((-1,) + out[name].shape[1:])
         out[name] = out[name].index_copy(0, cube_s, src.to(dtype))
     out["deform_nx3"] = out["deform_nx3"].index_copy(0, vid, d_vx24[:, HEAD_SLICES["deform"]].to(dtype))
-    out["raw_weights_sx21"] = w_sx24[:, 3:]
-    return out
+    return out, w_sx24[:, 3:]
 
 
 # ---------------------------------------------------------------- convenience
@@ -578,8 +581,7 @@ def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, level
     x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=grid.device)
     with torch.no_grad():
         weights = {} if head_fn is None else predicted_weights(head_fn, grid.reshape(-1),
-                                                                resolution, bound)
-        weights.pop("raw_weights_sx21", None)
+                                                                resolution, bound)[0]
         sharp = sharp and head_fn is None
         normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / resolution) if sharp else None
         verts, faces, _ = FlexiCubes().extract(x_nx3, grid.reshape(-1), None, resolution,

@@ -78,8 +78,7 @@ def flexi_mesh(field, planes_1, res: int, training: bool = True):
     x_nx3 = FlexiCubes.grid_vertices(res, 1.0, device=planes_1.device)
     sdf_n = field(planes_1, x_nx3[None])[0][0]                               # (N,)
     head = lambda p: field.flexi(planes_1, p[None])[0]                       # (K, 24)
-    w = predicted_weights(head, sdf_n, res)
-    raw_sx21 = w.pop("raw_weights_sx21")
+    w, raw_sx21 = predicted_weights(head, sdf_n, res)
     verts, faces, l_dev = FlexiCubes().extract(x_nx3, sdf_n, None, res, training=training, **w)
     return verts, faces, l_dev, sdf_n, raw_sx21
 

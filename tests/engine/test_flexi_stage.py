@@ -44,13 +44,12 @@ def test_sampled_mesh_points_and_normals_follow_the_surface():
 def test_predicted_weights_neutral_head_changes_nothing_and_a_real_one_moves_vertices():
     x_nx3, sdf_n = _sphere_grid(16)
     plain, faces, _ = FlexiCubes().extract(x_nx3, sdf_n, None, 16)
-    zero = predicted_weights(lambda p: torch.zeros(len(p), 24), sdf_n, 16)
-    assert zero.pop("raw_weights_sx21").shape[1] == 21
+    zero, zero_raw = predicted_weights(lambda p: torch.zeros(len(p), 24), sdf_n, 16)
+    assert zero_raw.shape[1] == 21
     same, same_faces, _ = FlexiCubes().extract(x_nx3, sdf_n, None, 16, **zero)
     assert torch.allclose(plain, same) and torch.equal(faces, same_faces)
     lin = torch.nn.Linear(3, 24)
-    w = predicted_weights(lambda p: lin(p), sdf_n, 16)
-    w.pop("raw_weights_sx21")
+    w, _ = predicted_weights(lambda p: lin(p), sdf_n, 16)
     moved, moved_faces, _ = FlexiCubes().extract(x_nx3, sdf_n, None, 16, **w)
     assert not torch.allclose(plain, moved, atol=1e-4)
     assert is_watertight(Mesh(moved.detach().numpy(), moved_faces.numpy().astype(np.int32)))
