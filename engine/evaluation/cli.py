@@ -78,6 +78,8 @@ def format_table(r: dict) -> str:
         ("  unseen phrasing: category (%)", f"{t['unseen_category_accuracy']:.1f}"
                                           f"  ({t['unseen_n']} prompts)"),
         ("  unseen phrasing: colour (%)", f"{t['unseen_color_accuracy']:.1f}"),
+        ("  category ceiling (VAE reconstructions, %)", f"{t['vae_category_accuracy']:.1f}"
+                                                       f"  ({v['n']} assets)"),
         ("  colour ceiling (true assets, %)", f"{t['reference_color_accuracy']:.1f}"
                                              "  (main colour = dominant colour)"),
         ("Image to 3D", f"{im['n']} held-out views"),

@@ -18,7 +18,9 @@ Every asset here has a seed >= HELDOUT_SEED_BASE (training never goes there); th
   colour, over prompts that name it); the same on captions in the held-out phrasing
   (`captions(..., split="heldout")`). `reference_color_accuracy` is the ceiling: how
   often the prompts' own source assets have their main colour as dominant surface
-  colour; `color_accuracy_clear` scores only those prompts.
+  colour; `color_accuracy_clear` scores only those prompts. `vae_category_accuracy` is
+  the other ceiling: the same nearest-reference test on the VAE section's 4-view
+  reconstructions, i.e. what text-to-3D could reach if the DiT made perfect latents.
 - image: pipe.image_to_3d on input view 0 (shaded RGBA, like the image condition in
   training) of the vae-section assets -> Chamfer-L1 against the true surface (object
   space: the model must also get the pose right).
@@ -246,6 +248,7 @@ class Evaluator:
         self.gen_seconds: list[float] = []
         self.empty_meshes = 0
         self._items: dict[int, dict] = {}
+        self._recon: list[tuple[str, np.ndarray]] = []  # (category, VAE reconstruction cloud)
         self._true_color: dict[int, str | None] = {}     # asset seed -> dominant colour
 
     # ---- helpers
@@ -324,6 +327,7 @@ class Evaluator:
                 pts = got.points_nx3 if got is not None else self.empty_cloud()
                 rows[key].append(M.chamfer_l1(pts, true.points_nx3))
                 if used == INPUT_VIEWS:
+                    self._recon.append((item["asset"].category, pts))
                     rows["normal_consistency"].append(0.0 if got is None else M.normal_consistency(
                         got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3))
                     truth, cams_novel = item["rgb"][INPUT_VIEWS:], item["cams"][INPUT_VIEWS:]
@@ -426,6 +430,7 @@ class Evaluator:
         gen = {key: _mean([v[key] for v in per_cat.values()]) for key in ("cov", "mmd_cd", "one_nna")}
         gen.update(k=k, per_category=per_cat)
         text = self.faithfulness(items, clouds, colors, all_refs, ref_cats)
+        text["vae_category_accuracy"] = self.recon_category_accuracy(all_refs, ref_cats)
         unseen_items = self.unseen_set()
         u_clouds, u_colors = self.run_prompts(unseen_items, "unseen")
         unseen = self.faithfulness(unseen_items, u_clouds, u_colors, all_refs, ref_cats)
@@ -436,6 +441,13 @@ class Evaluator:
         text.update(reference_color_accuracy=100.0 * _mean([it.clear for it in every]),
                     examples=[it.text for it in items[:3]] + [it.text for it in unseen_items[:3]])
         return gen, text
+
+    def recon_category_accuracy(self, all_refs, ref_cats) -> float:
+        """Category accuracy (%) of the VAE section's reconstructions (NaN without them)."""
+        if not self._recon:
+            return math.nan
+        idx, _ = M.nearest_reference([pts for _, pts in self._recon], all_refs)
+        return 100.0 * _mean([ref_cats[j] == cat for j, (cat, _) in zip(idx, self._recon)])
 
     # ---- image to 3D
     def image(self) -> dict:

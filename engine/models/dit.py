@@ -17,6 +17,12 @@ from ..config import DiTConfig
 from .layers import AdaLNBlock, FinalLayer, TimestepEmbedder, triplane_pos_embed
 
 
+def mean_token(tokens, mask):
+    """tokens (B, L, D), mask (B, L) -> their mask-weighted mean (B, 1, D)."""
+    w = mask.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1.0)
+
+
 @dataclass
 class Condition:
     tokens: torch.Tensor   # (B, L, cond_dim)

@@ -46,6 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--flexi", action="store_true",
                    help="vae: add the field's FlexiCubes head and fine-tune with mesh losses")
     p.add_argument("--flexi-res", type=int, default=32, help="FlexiCubes grid for --flexi")
+    p.add_argument("--mean-token-prob", type=float, default=0.0,
+                   help="dit: share of captions reduced to their mean token state")
 
 
 def main(args) -> int:

@@ -3,7 +3,9 @@
 x0 = (z - latent_shift) * latent_scale; t ~ logit-normal; z_t = (1 - t) x0 + t * noise;
 the DiT predicts v = noise - x0 (MSE). Conditions: caption token states (text) or a rendered
 view through the small image encoder (image); 12% of conditions are replaced by the learned
-null condition so classifier-free guidance works at sampling time.
+null condition so classifier-free guidance works at sampling time. With a mean-token
+probability p, that share of text conditions is reduced to one token, the mean of the
+caption's token states (augmentation toward the caption's gist; sampling keeps all tokens).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.dit import Condition
+from ..models.dit import Condition, mean_token
 
 
 def pad_tokens(tokens, mask, length: int):
@@ -23,7 +25,11 @@ def pad_tokens(tokens, mask, length: int):
 def mixed_condition(dit, image_encoder, batch: dict, use_image, drop):
     """Per example: text or image condition, or the null condition where `drop`."""
     L = dit.cfg.cond_tokens
-    txt_t, txt_m = pad_tokens(batch["text_tokens"].float(), batch["text_mask"], L)
+    txt_t, txt_m = batch["text_tokens"].float(), batch["text_mask"]
+    gist = batch["mean_token"][:, None, None]
+    txt_t = torch.where(gist, F.pad(mean_token(txt_t, txt_m), (0, 0, 0, txt_t.shape[1] - 1)), txt_t)
+    txt_m = torch.where(gist[..., 0], F.pad(txt_m[:, :1] | True, (0, txt_m.shape[1] - 1)), txt_m)
+    txt_t, txt_m = pad_tokens(txt_t, txt_m, L)
     img_t, img_m, img_p = image_encoder(batch["image"].float())
     img_t, img_m = pad_tokens(img_t, img_m, L)
     pick = use_image[:, None, None]
@@ -38,17 +44,22 @@ def mixed_condition(dit, image_encoder, batch: dict, use_image, drop):
 
 
 def draw_noise(batch_size: int, latent_shape, gen: torch.Generator, image_prob: float,
-               drop_prob: float) -> dict:
+               drop_prob: float, mean_token_prob: float = 0.0) -> dict:
     """All randomness of one global batch, drawn up front so ranks can slice it."""
-    return {"t": torch.sigmoid(torch.randn(batch_size, generator=gen)),
-            "noise": torch.randn((batch_size, *latent_shape), generator=gen),
-            "use_image": torch.rand(batch_size, generator=gen) < image_prob,
-            "drop": torch.rand(batch_size, generator=gen) < drop_prob}
+    rnd = {"t": torch.sigmoid(torch.randn(batch_size, generator=gen)),
+           "noise": torch.randn((batch_size, *latent_shape), generator=gen),
+           "use_image": torch.rand(batch_size, generator=gen) < image_prob,
+           "drop": torch.rand(batch_size, generator=gen) < drop_prob}
+    if mean_token_prob:   # drawn only when used: older recipes keep their random stream
+        rnd["mean_token"] = torch.rand(batch_size, generator=gen) < mean_token_prob
+    return rnd
 
 
 def dit_step_losses(dit, image_encoder, batch: dict, rnd: dict):
     """batch: latent (B, 3, c, h, w) normalised, text_tokens/mask/pooled, image (B, 4, S, S)."""
     x0 = batch["latent"].float()
+    batch = {**batch, "mean_token": rnd.get("mean_token", torch.zeros(len(x0), dtype=torch.bool))
+             .to(x0.device)}
     t = rnd["t"].to(x0)
     noise = rnd["noise"].to(x0)
     tb = t.view(-1, 1, 1, 1, 1)

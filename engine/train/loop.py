@@ -39,6 +39,7 @@ class TrainArgs:
     freeze_encoder: bool = False  # VAE stage: train decoder + field only (latents stay valid)
     flexi: bool = False         # VAE stage: add the FlexiCubes head and its mesh losses
     flexi_res: int = 32         # FlexiCubes grid of that stage
+    mean_token_prob: float = 0.0  # DiT stage: share of captions reduced to their mean token
 
 
 def _load_model(a: TrainArgs):
@@ -93,7 +94,7 @@ class StageLoss(torch.nn.Module):
         return dit_step_losses(self.dit, self.image_encoder, batch, rnd)
 
 
-def _batch_fn(stage: str, store: Store, d, gen):
+def _batch_fn(stage: str, store: Store, d, gen, mean_token_prob: float = 0.0):
     """Returns make(global_idx) -> (batch, rnd) holding this rank's share of the batch."""
     if stage == "vae":
         max_views = store.tensors["views"].shape[1]
@@ -114,7 +115,8 @@ def _batch_fn(stage: str, store: Store, d, gen):
     k = store.tensors["text_tokens"].shape[1]
 
     def make(idx):
-        rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12)
+        rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12,
+                         mean_token_prob=mean_token_prob)
         pick = torch.randint(0, k, (len(idx),), generator=gen)
         rnd = {key: rank_slice(v, d) for key, v in rnd.items()}
         mine, cap = rank_slice(idx, d), rank_slice(pick, d)
@@ -145,7 +147,7 @@ def train(a: TrainArgs) -> dict:
     if a.compile and d.device.type == "cuda":
         loss_module = torch.compile(loss_module)
     gen = torch.Generator().manual_seed(a.seed * 1000 + start)
-    make_batch = _batch_fn(a.stage, store, d, gen)
+    make_batch = _batch_fn(a.stage, store, d, gen, a.mean_token_prob)
     log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
     t0, history, step = time.time(), [], start
     for step in range(start, a.steps):

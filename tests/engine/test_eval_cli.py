@@ -47,7 +47,8 @@ def test_quick_eval_prints_json_with_every_figure(quick_run):
         "generation": {"cov", "mmd_cd", "one_nna", "k", "per_category"},
         "text": {"category_accuracy", "color_accuracy", "color_accuracy_clear", "n",
                  "color_n", "clear_n", "unseen_category_accuracy", "unseen_color_accuracy",
-                 "unseen_color_accuracy_clear", "reference_color_accuracy", "per_category"},
+                 "unseen_color_accuracy_clear", "reference_color_accuracy", "vae_category_accuracy",
+                 "per_category"},
         "image": {"chamfer_l1", "n"},
         "timings": {"vae", "generation_and_text", "image", "total", "per_generation_median"},
     }
@@ -68,7 +69,8 @@ def test_quick_eval_figures_are_in_range(quick_run):
     assert v["chamfer_l1"] > 0.0 and 0.0 <= v["normal_consistency"] <= 1.0
     for m in [g] + list(g["per_category"].values()):
         assert 0.0 <= m["cov"] <= 100.0 and 0.0 <= m["one_nna"] <= 100.0 and m["mmd_cd"] >= 0.0
-    for key in ("category_accuracy", "color_accuracy", "unseen_category_accuracy"):
+    for key in ("category_accuracy", "color_accuracy", "unseen_category_accuracy",
+                "vae_category_accuracy"):
         assert 0.0 <= t[key] <= 100.0
     assert t["n"] == 5 and t["unseen_n"] == 2
     assert t["color_n"] == 5                          # every caption names its colour
@@ -114,3 +116,16 @@ def test_eval_views_match_training_views():
     views, out = render_views(asset.sdf, asset.rgb, training_cameras(seed), 16)
     assert torch.allclose(views, ex["views"].float(), atol=1e-4)
     assert torch.allclose(out["rgb"].permute(0, 3, 1, 2), ex["albedo"].float(), atol=1e-4)
+
+
+def test_reconstruction_ceiling_scores_reconstructions_by_their_nearest_reference():
+    import numpy as np
+    from engine.evaluation import metrics as M
+    from engine.evaluation.run import EvalSettings, Evaluator, SurfaceCache
+    rng = np.random.default_rng(0)
+    refs = [rng.normal(size=(64, 3)) + 5.0 * k for k in range(3)]         # 3 far-apart blobs
+    cats = ["chair", "mug", "vase"]
+    ev = Evaluator(None, EvalSettings(), lambda *a: None, SurfaceCache(None))
+    assert math.isnan(ev.recon_category_accuracy(M.CloudSet(refs), cats))
+    ev._recon = [("chair", refs[0] + 0.01), ("mug", refs[1] - 0.01), ("vase", refs[0])]
+    assert ev.recon_category_accuracy(M.CloudSet(refs), cats) == pytest.approx(200.0 / 3)

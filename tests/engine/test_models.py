@@ -124,3 +124,37 @@ def test_dit_patchify_round_trip():
     assert tokens.shape == (2, 3 * 2 * 2, 3 * 4)
     assert torch.equal(dit.unpatchify(tokens, 3, 4, 4), x)
     assert dit(x, torch.rand(2), _cond(2)).shape == x.shape
+
+
+def test_mean_token_is_the_mean_of_the_real_tokens_only():
+    from engine.models.dit import mean_token
+    tokens = torch.randn(2, 5, 384)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    gist = mean_token(tokens, mask)
+    assert gist.shape == (2, 1, 384)
+    assert torch.allclose(gist[0, 0], tokens[0, :3].mean(0), atol=1e-6)
+    assert torch.allclose(gist[1, 0], tokens[1].mean(0), atol=1e-6)
+    padded = tokens.clone()
+    padded[0, 3:] = 100.0                       # padding never leaks into the mean
+    assert torch.allclose(mean_token(padded, mask)[0], gist[0])
+
+
+def test_training_reduces_the_drawn_share_of_captions_to_their_mean_token():
+    from engine.train.dit import draw_noise, mixed_condition
+    cfg, m = _model()
+    B, L = 64, 6
+    gen = torch.Generator().manual_seed(0)
+    rnd = draw_noise(B, (3, 4, 4, 4), gen, image_prob=0.0, drop_prob=0.0, mean_token_prob=0.5)
+    assert 16 < int(rnd["mean_token"].sum()) < 48
+    S = cfg.cond.image_size
+    batch = {"text_tokens": torch.randn(B, L, 384), "text_mask": torch.ones(B, L, dtype=torch.bool),
+             "text_pooled": torch.randn(B, 384), "image": torch.rand(B, 4, S, S),
+             "mean_token": rnd["mean_token"]}
+    cond = mixed_condition(m.dit, m.image_encoder, batch, rnd["use_image"], rnd["drop"])
+    real = cond.mask.sum(1)
+    assert torch.equal(real == 1, rnd["mean_token"]) and (real[~rnd["mean_token"]] == L).all()
+    pick = rnd["mean_token"].nonzero()[0, 0]
+    assert torch.allclose(cond.tokens[pick, 0], batch["text_tokens"][pick].mean(0), atol=1e-5)
+    # without the option the random stream is the one older recipes drew
+    plain = draw_noise(B, (3, 4, 4, 4), torch.Generator().manual_seed(0), 0.0, 0.0)
+    assert "mean_token" not in plain and torch.equal(plain["noise"], rnd["noise"])
