@@ -22,13 +22,21 @@ def pad_tokens(tokens, mask, length: int):
     return F.pad(tokens, (0, 0, 0, extra)), F.pad(mask, (0, extra))
 
 
-def mixed_condition(dit, image_encoder, batch: dict, use_image, drop):
-    """Per example: text or image condition, or the null condition where `drop`."""
+def gist_tokens(tokens, mask, gist):
+    """Where gist (B,) is True, a caption's tokens (B, L, D) become one: their mean."""
+    first = torch.zeros_like(mask)
+    first[:, 0] = True
+    tokens = torch.where(gist[:, None, None], mean_token(tokens, mask).expand_as(tokens), tokens)
+    return tokens, torch.where(gist[:, None], first, mask)
+
+
+def mixed_condition(dit, image_encoder, batch: dict, use_image, drop, gist=None):
+    """Per example: text or image condition, or the null condition where `drop`; where
+    `gist`, the text condition is its mean token."""
     L = dit.cfg.cond_tokens
     txt_t, txt_m = batch["text_tokens"].float(), batch["text_mask"]
-    gist = batch["mean_token"][:, None, None]
-    txt_t = torch.where(gist, F.pad(mean_token(txt_t, txt_m), (0, 0, 0, txt_t.shape[1] - 1)), txt_t)
-    txt_m = torch.where(gist[..., 0], F.pad(txt_m[:, :1] | True, (0, txt_m.shape[1] - 1)), txt_m)
+    if gist is not None:
+        txt_t, txt_m = gist_tokens(txt_t, txt_m, gist)
     txt_t, txt_m = pad_tokens(txt_t, txt_m, L)
     img_t, img_m, img_p = image_encoder(batch["image"].float())
     img_t, img_m = pad_tokens(img_t, img_m, L)
@@ -58,13 +66,12 @@ def draw_noise(batch_size: int, latent_shape, gen: torch.Generator, image_prob: 
 def dit_step_losses(dit, image_encoder, batch: dict, rnd: dict):
     """batch: latent (B, 3, c, h, w) normalised, text_tokens/mask/pooled, image (B, 4, S, S)."""
     x0 = batch["latent"].float()
-    batch = {**batch, "mean_token": rnd.get("mean_token", torch.zeros(len(x0), dtype=torch.bool))
-             .to(x0.device)}
     t = rnd["t"].to(x0)
     noise = rnd["noise"].to(x0)
     tb = t.view(-1, 1, 1, 1, 1)
     xt = (1 - tb) * x0 + tb * noise
     cond = mixed_condition(dit, image_encoder, batch, rnd["use_image"].to(x0.device),
-                           rnd["drop"].to(x0.device))
+                           rnd["drop"].to(x0.device),
+                           rnd["mean_token"].to(x0.device) if "mean_token" in rnd else None)
     loss = F.mse_loss(dit(xt, t, cond), noise - x0)
     return loss, {"loss": loss.item()}

@@ -148,9 +148,9 @@ def test_training_reduces_the_drawn_share_of_captions_to_their_mean_token():
     assert 16 < int(rnd["mean_token"].sum()) < 48
     S = cfg.cond.image_size
     batch = {"text_tokens": torch.randn(B, L, 384), "text_mask": torch.ones(B, L, dtype=torch.bool),
-             "text_pooled": torch.randn(B, 384), "image": torch.rand(B, 4, S, S),
-             "mean_token": rnd["mean_token"]}
-    cond = mixed_condition(m.dit, m.image_encoder, batch, rnd["use_image"], rnd["drop"])
+             "text_pooled": torch.randn(B, 384), "image": torch.rand(B, 4, S, S)}
+    cond = mixed_condition(m.dit, m.image_encoder, batch, rnd["use_image"], rnd["drop"],
+                           rnd["mean_token"])
     real = cond.mask.sum(1)
     assert torch.equal(real == 1, rnd["mean_token"]) and (real[~rnd["mean_token"]] == L).all()
     pick = rnd["mean_token"].nonzero()[0, 0]
