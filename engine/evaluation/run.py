@@ -394,8 +394,7 @@ class Evaluator:
         """Category accuracy (nearest reference by CD) and colour accuracy (over prompts
         naming the main colour; `color_accuracy_clear`: over those whose source asset's
         own dominant colour is its main colour), in %, overall and per category."""
-        idx, _ = M.nearest_reference(clouds, all_refs)
-        cat_ok = [ref_cats[j] == it.category for j, it in zip(idx, items)]
+        cat_ok = category_hits(clouds, [it.category for it in items], all_refs, ref_cats)
         col_ok = [c == it.color for c, it in zip(colors, items)]
 
         def summary(rows: list[int]) -> dict:
@@ -446,8 +445,8 @@ class Evaluator:
         """Category accuracy (%) of the VAE section's reconstructions (NaN without them)."""
         if not self._recon:
             return math.nan
-        idx, _ = M.nearest_reference([pts for _, pts in self._recon], all_refs)
-        return 100.0 * _mean([ref_cats[j] == cat for j, (cat, _) in zip(idx, self._recon)])
+        cats, clouds = zip(*self._recon)
+        return 100.0 * _mean(category_hits(list(clouds), cats, all_refs, ref_cats))
 
     # ---- image to 3D
     def image(self) -> dict:
@@ -466,6 +465,12 @@ class Evaluator:
             pts = got.points_nx3 if got is not None else self.empty_cloud()
             scores.append(M.chamfer_l1(pts, item["surface"].points_nx3))
         return {"chamfer_l1": _mean(scores), "n": self.s.n_image}
+
+
+def category_hits(clouds, categories, all_refs, ref_cats) -> list[bool]:
+    """Per cloud: is its nearest reference (by CD) of its category?"""
+    idx, _ = M.nearest_reference(clouds, all_refs)
+    return [ref_cats[j] == cat for j, cat in zip(idx, categories)]
 
 
 def _mean(values) -> float:

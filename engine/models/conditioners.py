@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import MODEL_NOT_FOUND, WEIGHTS_INVALID, KilnError
+from .dit import mean_token
 
 
 def minilm_dir() -> Path:
@@ -47,9 +48,7 @@ class MiniLMText(nn.Module):
         batch = {k: v.to(self.model.device) for k, v in batch.items()}
         states = self.model(**batch).last_hidden_state                      # (B, L, 384)
         mask = batch["attention_mask"].bool()                                # (B, L)
-        weights = mask.unsqueeze(-1).float()
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        pooled = torch.nn.functional.normalize(mean_token(states, mask)[:, 0], dim=-1)
         return states, mask, pooled
 
 
