@@ -25,6 +25,10 @@ class VAEConfig:
     enc_channels: tuple = (32, 64, 128)  # conv stages, each halves H and W -> /8
     enc_width: int = 192          # fusion transformer width
     enc_depth: int = 2
+    encoder: str = "attention"    # "attention" (queries attend to view tokens) | "projection"
+    proj_res: int = 16            # projection encoder: tri-plane cells per side before pooling
+    proj_depth: int = 8           # projection encoder: 3D samples along each cell's column
+    proj_channels: int = 28       # projection encoder: feature channels read per view
     latent_channels: int = 8      # c of z (3, c, h, w)
     latent_size: int = 8          # h = w = image_size / 8
     dec_width: int = 192
@@ -120,8 +124,10 @@ def tiny() -> ModelConfig:
 
 
 def mini() -> ModelConfig:
-    """kiln-mini, the bundled default: sized for 3 s warm on a 2-core CPU."""
-    return ModelConfig()
+    """kiln-mini v2, the bundled default: a projection encoder and a lean decoder (2 blocks,
+    width 128), sized for its recipe to train on a 2-core CPU (scripts/train_kiln_mini.sh)."""
+    return ModelConfig(vae=VAEConfig(encoder="projection", enc_channels=(32, 64, 64),
+                                     dec_width=128, dec_depth=2, up_channels=(64, 32, 32)))
 
 
 REGISTRY = {"tiny": tiny, "mini": mini}

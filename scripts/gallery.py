@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMPTS = ["a red chair", "a blue mug", "a green tree", "a yellow car", "an orange barrel",
-           "a white snowman"]
+PROMPTS = ["a red chair", "a brown table", "a yellow lamp", "a blue car", "a green tree",
+           "a white mug", "a grey airplane", "a purple sofa"]
 TILE = 320
 
 
@@ -105,7 +105,7 @@ def compose(items: list[dict], path: Path) -> None:
             board.paste(ref, mask=ref.split()[3])
             tiles.append((board, "input picture (held out)"))
         tiles.append((tile, item["label"]))
-    cols = 4
+    cols = 5
     rows = (len(tiles) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * TILE, rows * (TILE + 28)), (24, 24, 28))
     draw = ImageDraw.Draw(sheet)

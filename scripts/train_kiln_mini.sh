@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
-# The kiln-mini recipe on a 2-core CPU: every stage capped in wall time (the learning-rate
-# schedule follows the fraction of that time used). Usage:
-#   scripts/train_kiln_mini.sh WORKDIR   (then copy WORKDIR/kiln-mini-fc to weights/kiln-mini)
-# Environment: ASSETS (1200), VAE_MIN (28), DIT_MIN (18), FT_MIN (22), FC_MIN (15), DEVICE (auto).
+# The kiln-mini v2 recipe (fit, then encode), sized for a 2-core CPU: every stage capped in
+# wall time (the learning-rate schedule follows the fraction of that time used), every
+# stage resumable (run the script again after a kill: a finished stage is skipped, a
+# started one continues from its last checkpoint). Usage:
+#   scripts/train_kiln_mini.sh WORKDIR     (then copy WORKDIR/kiln-mini to weights/kiln-mini)
+# Environment: ASSETS (720), FIT_MIN (50), ENC_MIN (8), DIT_MIN (20), FC_MIN (0: no
+# FlexiCubes stage), DEVICE (auto|cpu|cuda), NPROC (1; >1 runs each stage under torchrun).
 set -euo pipefail
 W=${1:?usage: scripts/train_kiln_mini.sh WORKDIR}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DEV=${DEVICE:-auto}
+NPROC=${NPROC:-1}
 mkdir -p "$W"
-[ -f "$W/assets/store.json" ] || $PY -m engine train data --out "$W/assets" --assets "${ASSETS:-1200}" --workers 2
-$PY -m engine train vae --data "$W/assets" --out "$W/vae" --size mini --device "$DEV" \
-    --steps 100000 --batch 8 --lr 1e-3 --max-minutes "${VAE_MIN:-28}" --ckpt-every 200
-$PY -m engine train latents --data "$W/assets" --init "$W/vae" --out "$W/latents" --device "$DEV"
-$PY -m engine train dit --data "$W/latents" --init "$W/vae" --out "$W/kiln-mini" --device "$DEV" \
-    --steps 100000 --batch 32 --lr 5e-4 --max-minutes "${DIT_MIN:-18}" --ckpt-every 200 --fp16-weights
-# decoder fine-tuning (encoder frozen, so the DiT's latents stay valid), as LN3Diff does
-$PY -m engine train vae --data "$W/assets" --init "$W/kiln-mini" --out "$W/kiln-mini-ft" \
-    --device "$DEV" --freeze-encoder --steps 100000 --batch 8 --lr 5e-4 \
-    --max-minutes "${FT_MIN:-22}" --ckpt-every 200 --fp16-weights
-# FlexiCubes fine-tuning (encoder still frozen): the field's FlexiCubes head, mesh losses
-$PY -m engine train vae --data "$W/assets" --init "$W/kiln-mini-ft" --out "$W/kiln-mini-fc" \
-    --device "$DEV" --freeze-encoder --flexi --flexi-res 32 --steps 100000 --batch 4 --lr 3e-4 \
-    --max-minutes "${FC_MIN:-15}" --ckpt-every 100 --fp16-weights
-echo "RECIPE DONE: $W/kiln-mini-fc"
+run() {   # run STAGE_OUT_DIR STAGE ARGS...: skip when done, resume when started
+  local out=$1 stage=$2; shift 2
+  [ -f "$out/summary_$stage.json" ] && { echo "done: $out ($stage)"; return; }
+  if [ "$NPROC" -gt 1 ]; then
+    $PY -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m engine train "$stage" \
+        --out "$out" --device "$DEV" --resume "$@"
+  else
+    $PY -m engine train "$stage" --out "$out" --device "$DEV" --resume "$@"
+  fi
+}
+[ -f "$W/assets/store.json" ] || $PY -m engine train data --out "$W/assets" --assets "${ASSETS:-720}" --workers 2
+# 1. fit: a free latent per asset through the decoder and field (auto-decoder), 3D losses
+#    only, fresh exact SDF samples every step, SDF L1 + occupancy cross-entropy
+run "$W/fit" fit --data "$W/assets" --size mini --steps 1000000 --batch 16 --lr 3e-4 \
+    --fresh-points 2048 --sign-weight 1 --prior 1e-4 --table-lr 30 \
+    --max-minutes "${FIT_MIN:-50}" --ckpt-every 250
+# 2. encoder: the projection encoder regresses the fitted latents from 1-4 views
+run "$W/enc" encoder --data "$W/assets" --init "$W/fit" --steps 1000000 --batch 32 --lr 1e-3 \
+    --max-minutes "${ENC_MIN:-8}" --ckpt-every 250
+# 3. latents for the DiT: the fitted table itself (the decoder's own latents)
+[ -f "$W/latents/store.json" ] || $PY -m engine train latents --data "$W/assets" --init "$W/fit" \
+    --from-table --out "$W/latents"
+# 4. DiT: text / image condition -> latent (rectified flow, condition dropout); the
+#    shipped model takes the encoder from stage 2 and the decoder + field from stage 1
+run "$W/kiln-mini" dit --data "$W/latents" --init "$W/enc" --steps 1000000 --batch 32 --lr 5e-4 \
+    --max-minutes "${DIT_MIN:-20}" --ckpt-every 250 --fp16-weights
+# 5. optional FlexiCubes fine-tune of the decoder on the same fixed latents (the DiT's
+#    latents stay valid): the field's FlexiCubes head and mesh losses against the exact SDF
+if [ "${FC_MIN:-0}" != 0 ]; then
+  run "$W/kiln-mini-fc" fit --data "$W/assets" --init "$W/kiln-mini" --table "$W/fit" \
+      --freeze-table --flexi --flexi-res 32 --fresh-points 2048 --sign-weight 1 \
+      --steps 1000000 --batch 4 --lr 1e-4 --max-minutes "$FC_MIN" --ckpt-every 100 --fp16-weights
+  echo "RECIPE DONE: $W/kiln-mini-fc"
+else
+  echo "RECIPE DONE: $W/kiln-mini"
+fi

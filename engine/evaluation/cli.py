@@ -66,6 +66,7 @@ def format_table(r: dict) -> str:
         ("  Chamfer-L1", f"{v['chamfer_l1']:.4f}"),
         ("  normal consistency", f"{v['normal_consistency']:.3f}"),
         ("  Chamfer-L1, 1 view", f"{v['chamfer_l1_1view']:.4f}"),
+        ("  near-surface sign error (4 views, %)", f"{100 * v['near_sign_error']:.1f}"),
         ("Generation", f"{g['k']} shapes vs {g['k']} references per category"),
         ("  COV (%)", f"{g['cov']:.1f}"),
         ("  MMD (CD)", f"{g['mmd_cd']:.5f}"),

@@ -146,6 +146,18 @@ def normal_consistency(a_nx3, a_normals_nx3, b_mx3, b_normals_mx3) -> float:
     return float(0.5 * (cos_ab.mean() + cos_ba.mean()))
 
 
+def near_sign_error(sdf_pred, sdf_true, band: float = 0.05) -> float:
+    """Share of the points within `band` of the true surface whose predicted SDF has the
+    wrong sign (a blob that covers a chair's volume scores about 0.5). Arrays or tensors
+    of the same shape; NaN when no point is that near."""
+    pred = np.asarray(sdf_pred.detach().cpu() if hasattr(sdf_pred, "detach") else sdf_pred)
+    true = np.asarray(sdf_true.detach().cpu() if hasattr(sdf_true, "detach") else sdf_true)
+    near = np.abs(true) < band
+    if not near.any():
+        return float("nan")
+    return float(((pred > 0) != (true > 0))[near].mean())
+
+
 def psnr(pred, target, max_val: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB of two images (any shape, same range)."""
     p = np.asarray(pred.detach().cpu() if hasattr(pred, "detach") else pred, np.float64)

@@ -107,7 +107,111 @@ class TriplaneEncoder(nn.Module):
         n, c = self.cfg.latent_size, self.cfg.latent_channels
         moments = moments.view(B, 3, n, n, 2 * c).permute(0, 1, 4, 2, 3)     # (B, 3, 2c, h, w)
         mean, logvar = moments.chunk(2, dim=2)
-        mean = self.centre(mean.flatten(1)).view(mean.shape)
+        return mean, logvar.clamp(-30.0, LOGVAR_MAX)
+
+
+def view_cameras(plucker_bvx6xhxw):
+    """The pinhole camera of each view, recovered from its Plücker rays (d, o x d):
+    centre (N, 3) where the rays meet (least squares), axes right/down/forward (N, 3, 3 as
+    rows) from the rays' spread, and the tangent of the half field of view per axis (N, 2)
+    measured at the border pixel centres. plucker (N, 6, H, W)."""
+    d, m = plucker_bvx6xhxw[:, :3], plucker_bvx6xhxw[:, 3:]
+    d = d.flatten(2).transpose(1, 2)                                         # (N, HW, 3)
+    p = torch.cross(d, m.flatten(2).transpose(1, 2), dim=-1)                 # closest to 0
+    eye = torch.eye(3, device=d.device, dtype=d.dtype)
+    proj = eye - d[..., :, None] * d[..., None, :]                           # (N, HW, 3, 3)
+    centre = torch.linalg.solve(proj.sum(1), (proj @ p[..., None]).sum(1))[..., 0]
+    H, W = plucker_bvx6xhxw.shape[-2:]
+    grid = d.view(-1, H, W, 3)
+    fwd = F.normalize(grid.mean(dim=(1, 2)), dim=-1)
+    right = grid[:, :, -1].mean(1) - grid[:, :, 0].mean(1)
+    right = F.normalize(right - (right * fwd).sum(-1, keepdim=True) * fwd, dim=-1)
+    down = torch.cross(fwd, right, dim=-1)                                   # OpenCV: y down
+    edge_x = grid[:, :, -1].mean(1)
+    edge_y = grid[:, -1].mean(1)
+    tan_x = (edge_x * right).sum(-1) / (edge_x * fwd).sum(-1) / (1 - 1 / W)
+    tan_y = (edge_y * down).sum(-1) / (edge_y * fwd).sum(-1) / (1 - 1 / H)
+    return centre, torch.stack([right, down, fwd], dim=1), torch.stack([tan_x, tan_y], -1)
+
+
+def project_to_views(points_nx3, centre, axes, tan):
+    """World points into each view as grid_sample coordinates in [-1, 1] (align_corners
+    False) and a mask of points in front of the camera. points (P, 3); camera of N views
+    -> (N, P, 2), (N, P)."""
+    rel = points_nx3[None] - centre[:, None]                                 # (N, P, 3)
+    cam = rel @ axes.transpose(1, 2)                                         # (N, P, 3)
+    z = cam[..., 2:].clamp(min=1e-4)
+    return cam[..., :2] / z / tan[:, None], cam[..., 2] > 1e-4
+
+
+def plane_samples(res: int, depth: int, device=None):
+    """3D sample points of the tri-plane cells: for each plane (xy, xz, yz) and cell of a
+    res x res grid, `depth` points along the plane's normal axis. -> (3, res, res, depth, 3)"""
+    t = (torch.arange(res, device=device) + 0.5) / res * 2 - 1                 # cell centres
+    s = (torch.arange(depth, device=device) + 0.5) / depth * 2 - 1
+    a, b, c = torch.meshgrid(t, t, s, indexing="ij")                         # (res, res, depth)
+    xy = torch.stack([a, b, c], -1)          # plane xy spans (x, y), normal z
+    xz = torch.stack([a, c, b], -1)          # plane xz spans (x, z), normal y
+    yz = torch.stack([c, a, b], -1)          # plane yz spans (y, z), normal x
+    return torch.stack([xy, xz, yz])
+
+
+class ProjectionEncoder(nn.Module):
+    """Tri-plane latent by projection (the cameras are known from the Plücker rays): a conv
+    stem makes a feature map per view; each tri-plane cell's column of 3D points is
+    projected into every view and reads the features there; mean, max and min over the
+    views (min of the alpha is the visual hull: one view that sees background there says
+    outside) are mixed along the column by an MLP, and a conv stage per plane brings the
+    cells down to the latent grid. The lifting from pixels to 3D is geometry, not learned,
+    so the latent is spatially aligned with the object from the first step."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.proj_channels
+        chans = (cfg.in_channels,) + tuple(cfg.enc_channels)
+        self.stem = nn.Sequential(*[_conv_stage(a, b) for a, b in zip(chans[:-1], chans[1:])],
+                                  nn.Conv2d(chans[-1], C, 1))
+        self.register_buffer("samples", plane_samples(cfg.proj_res, cfg.proj_depth), persistent=False)
+        per_point = 3 * (C + 4)                          # mean, max, min of features + RGBA
+        self.column = nn.Sequential(nn.Linear(cfg.proj_depth * per_point, cfg.enc_width), nn.SiLU(),
+                                    nn.Linear(cfg.enc_width, cfg.enc_width))
+        stages = []
+        res, width = cfg.proj_res, cfg.enc_width
+        while res > cfg.latent_size:
+            stages += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.SiLU()]
+            res //= 2
+        self.down = nn.Sequential(*stages, nn.Conv2d(width, width, 3, padding=1), nn.SiLU())
+        self.to_moments = nn.Conv2d(width, 2 * cfg.latent_channels, 1)
+        nn.init.constant_(self.to_moments.bias[cfg.latent_channels:], -8.0)
+
+    def lift(self, views):
+        """views (B, V, C_in, H, W) -> per-cell features (B, 3, D, r, r)."""
+        B, V = views.shape[:2]
+        flat = views.flatten(0, 1)                                           # (BV, C_in, H, W)
+        centre, axes, tan = view_cameras(flat[:, 4:10].float())
+        feats = self.stem(torch.cat([flat[:, :3] - 1.0, flat[:, 3:]], dim=1))
+        feats = torch.cat([feats, F.interpolate(flat[:, :4], size=feats.shape[-2:],
+                                                mode="area")], dim=1)       # (BV, C+4, h, w)
+        pts = self.samples.reshape(-1, 3)                                    # (P, 3)
+        uv, front = project_to_views(pts, centre, axes, tan)                 # (BV, P, 2)
+        got = F.grid_sample(feats, uv[:, None], mode="bilinear", padding_mode="border",
+                            align_corners=False)[:, :, 0]                    # (BV, C+4, P)
+        got = got * front[:, None]
+        got = got.view(B, V, *got.shape[1:])
+        agg = torch.cat([got.mean(1), got.amax(1), got.amin(1)], dim=1)      # (B, 3(C+4), P)
+        r, D = self.cfg.proj_res, self.cfg.proj_depth
+        agg = agg.view(B, -1, 3, r, r, D).permute(0, 2, 3, 4, 5, 1)          # (B, 3, r, r, D, F)
+        col = self.column(agg.reshape(B, 3, r, r, -1))                       # (B, 3, r, r, W)
+        return col.permute(0, 1, 4, 2, 3)                                    # (B, 3, W, r, r)
+
+    def forward(self, views):
+        # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
+        B = views.shape[0]
+        col = self.lift(views)
+        x = self.down(col.flatten(0, 1))                                     # (3B, W, h, w)
+        moments = self.to_moments(x).view(B, 3, -1, *x.shape[-2:])
+        mean, logvar = moments.chunk(2, dim=2)
         return mean, logvar.clamp(-30.0, LOGVAR_MAX)
 
 
@@ -217,7 +321,7 @@ class TriplaneVAE(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = TriplaneEncoder(cfg)
+        self.encoder = ProjectionEncoder(cfg) if cfg.encoder == "projection" else TriplaneEncoder(cfg)
         self.decoder = TriplaneDecoder(cfg)
         self.field = TriplaneField(cfg)
 

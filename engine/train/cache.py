@@ -17,15 +17,20 @@ import torch
 from .store import Store
 
 
+SURFACE_BANK = 4096        # points on each asset's zero level set (fresh samples start there)
+
+
 def make_training_asset(seed: int, n_views: int = 4, res: int = 64,
                         n_points: int = 4096) -> dict:
     """One procedural asset as training tensors.
 
     views (V, 10, H, W): shaded RGB on white, alpha, Plücker rays (what the encoder sees);
     albedo (V, 3, H, W): unshaded colour on white (the rendering-loss target);
-    points (P, 3) half near the surface, half uniform in the cube, with sdf (P,), rgb (P, 3).
+    points (P, 3) half near the surface, half uniform in the cube, with sdf (P,), rgb (P, 3);
+    surface (S, 3): points on the zero level set, spread over the whole surface area.
     """
     import numpy as np
+    from ..data.dataset import surface_points
     from ..data.shapes import make_asset
     from ..render.cameras import orbit_cameras, plucker
     from ..render.tracer import render, shade
@@ -44,8 +49,12 @@ def make_training_asset(seed: int, n_views: int = 4, res: int = 64,
     pick = torch.randint(0, max(1, len(surface)), (half,), generator=gen)
     near = surface[pick] + 0.02 * torch.randn(half, 3, generator=gen)
     points = torch.cat([near, torch.rand(n_points - half, 3, generator=gen) * 2 - 1])
+    bank = surface_points(asset.sdf, SURFACE_BANK, gen)
+    if len(bank) < SURFACE_BANK:        # a tiny surface: repeat what was found
+        src = bank if len(bank) else points
+        bank = src[torch.arange(SURFACE_BANK) % len(src)]
     return {"views": views.permute(0, 3, 1, 2), "albedo": out["rgb"].permute(0, 3, 1, 2),
-            "points": points, "sdf": asset.sdf(points), "rgb": asset.rgb(points),
+            "points": points, "sdf": asset.sdf(points), "rgb": asset.rgb(points), "surface": bank,
             "category": asset.category_index, "color": asset.color_index}
 
 
@@ -68,7 +77,7 @@ def build_asset_store(seeds, n_views: int = 4, res: int = 64, n_points: int = 40
                       workers: int = 2, log_every: int = 100) -> Store:
     import multiprocessing as mp
     cols: dict[str, list] = {k: [] for k in ("views", "albedo", "points", "sdf", "rgb",
-                                             "category", "color")}
+                                             "surface", "category", "color")}
     jobs = [(int(s), n_views, res, n_points) for s in seeds]
     t0 = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
@@ -93,16 +102,19 @@ def reference_view(view_10xhxw: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
-                       image_view: int = 0, captions_per_asset: int = 4) -> Store:
-    """Encoder means of every asset + caption token states + an image-condition view."""
+                       image_view: int = 0, captions_per_asset: int = 4,
+                       table: torch.Tensor | None = None) -> Store:
+    """Latents of every asset (the encoder's means, or a fit stage's latent `table`
+    (N, 3, c, h, w)) + caption token states + an image-condition view."""
     cfg = model.cfg
     latents, images = [], []
     for start in range(0, len(assets), batch):
         idx = torch.arange(start, min(start + batch, len(assets)))
         views = assets.tensors["views"][idx].float()
-        latents.append(model.vae.encoder(views)[0])                         # (b, 3, c, h, w)
+        if table is None:
+            latents.append(model.vae.encoder(views)[0])                     # (b, 3, c, h, w)
         images += [reference_view(v[image_view], cfg.cond.image_size) for v in views]
-    latent = torch.cat(latents)
+    latent = table.float() if table is not None else torch.cat(latents)
     shift, scale = latent.mean().item(), 1.0 / latent.std().item()
     k = captions_per_asset
     flat = [c for seed in assets.info["seeds"] for c in asset_captions(seed, k)]

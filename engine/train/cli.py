@@ -19,7 +19,7 @@ HELDOUT_SEED_BASE = 10**8    # evaluation never uses seeds below this
 
 
 def add_arguments(p) -> None:
-    p.add_argument("stage", choices=("data", "vae", "latents", "dit"))
+    p.add_argument("stage", choices=("data", "fit", "encoder", "vae", "latents", "dit"))
     p.add_argument("--data", type=Path, help="store folder to read")
     p.add_argument("--out", type=Path, required=True, help="store or model folder to write")
     p.add_argument("--init", type=Path, help="model folder to start from")
@@ -48,6 +48,21 @@ def add_arguments(p) -> None:
     p.add_argument("--flexi-res", type=int, default=32, help="FlexiCubes grid for --flexi")
     p.add_argument("--mean-token-prob", type=float, default=0.0,
                    help="dit: share of captions reduced to their mean token state")
+    p.add_argument("--fresh-points", type=int, default=0,
+                   help="vae/fit: new exact SDF samples per asset each step (0: the store's)")
+    p.add_argument("--sign-weight", type=float, default=0.0,
+                   help="vae/fit: occupancy cross-entropy weight beside the SDF L1")
+    p.add_argument("--render-from", type=float, default=0.0,
+                   help="vae: rendering losses only after this share of the stage (1: never)")
+    p.add_argument("--prior", type=float, default=1e-4, help="fit: prior weight on the latents")
+    p.add_argument("--table-lr", type=float, default=30.0,
+                   help="fit: the latents' learning rate as a multiple of --lr")
+    p.add_argument("--table", type=Path,
+                   help="fit/encoder/latents: model folder holding the latent table (default --init)")
+    p.add_argument("--freeze-table", action="store_true",
+                   help="fit: keep the latent table fixed (decoder fine-tuning after the DiT)")
+    p.add_argument("--from-table", action="store_true",
+                   help="latents: take the fit stage's latent table, not the encoder's means")
 
 
 def main(args) -> int:
@@ -80,7 +95,12 @@ def _latents(args) -> int:
     cfg = ModelConfig.load(args.init / "config.json")
     model = build_model(cfg).eval()
     model.load_state_dict({k: v.float() for k, v in load_state_dict(args.init).items()})
-    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), Store.load(args.data))
+    assets = Store.load(args.data)
+    table = None
+    if args.from_table:
+        from .loop import load_table
+        table = load_table(args.table or args.init, len(assets))
+    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), assets, table=table)
     store.save(args.out)
     print(json.dumps({"assets": len(store), "latent_scale": store.info["latent_scale"],
                       "latent_shift": store.info["latent_shift"]}))

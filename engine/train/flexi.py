@@ -37,19 +37,6 @@ class FlexiLossWeights:
     true_band: float = 0.01     # |sdf| of those points at most
 
 
-class TrueSDF:
-    """The exact SDF of each training asset, rebuilt from its seed and cached."""
-
-    def __init__(self):
-        self._cache = {}
-
-    def __call__(self, seed: int):
-        if seed not in self._cache:
-            from ..data.shapes import make_asset
-            self._cache[seed] = make_asset(seed).sdf
-        return self._cache[seed]
-
-
 def surface_targets(points_px3, sdf_p, band: float, limit: int):
     """The store's sample points within `band` of the true surface (at most `limit`): the
     targets of the coverage term, with no extra SDF evaluations. (K, 3)"""
@@ -83,14 +70,14 @@ def flexi_mesh(field, planes_1, res: int, training: bool = True):
     return verts, faces, l_dev, sdf_n, raw_sx21
 
 
-def flexi_losses(field, planes, seeds: list, batch: dict, truth: TrueSDF, w: FlexiLossWeights,
+def flexi_losses(field, planes, seeds: list, batch: dict, truth, w: FlexiLossWeights,
                  gen: torch.Generator):
     """planes (B, 3, C, H, W) of the assets `seeds`; batch: their sample points (B, P, 3)
-    and true SDF there (B, P) -> (total, stats)."""
+    and true SDF there (B, P); truth: engine.train.points.TrueAssets -> (total, stats)."""
     from ..render.tracer import sdf_normals
     terms = {k: [] for k in ("surface", "normal", "coverage", "dev", "weights", "flip")}
     for b, seed in enumerate(seeds):
-        sdf_true = truth(seed)
+        sdf_true = truth.sdf(seed)
         true_pts = surface_targets(batch["points"][b], batch["sdf"][b], w.true_band, w.true_points)
         verts, faces, l_dev, sdf_n, raw_sx21 = flexi_mesh(field, planes[b:b + 1], w.res)
         terms["flip"].append(sdf_sign_flip_loss(sdf_n, w.res))

@@ -1,8 +1,15 @@
-"""One training loop for both stages (VAE, DiT): AdamW, cosine LR, grad clipping,
-resumable checkpoints, JSON-lines logs, optional bf16/torch.compile on GPU, DDP."""
+"""One training loop for every stage: AdamW, cosine LR, grad clipping, resumable
+checkpoints (the schedule resumes where it stopped), JSON-lines logs, optional
+bf16/torch.compile on GPU, DDP.
+
+Stages: "vae" (encoder + decoder + field end to end), "fit" (auto-decoder: a free latent
+per asset through the decoder and field; the latent table is written beside the model),
+"encoder" (the encoder regresses that table from the views; decoder and field frozen),
+"dit" (flow matching on a latent store)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -20,7 +27,7 @@ from .store import Store
 
 @dataclass
 class TrainArgs:
-    stage: str                  # "vae" | "dit"
+    stage: str                  # "vae" | "fit" | "encoder" | "dit"
     data: Path                  # Store folder
     out: Path                   # model folder written at the end (and every ckpt_every)
     size: str = "mini"          # REGISTRY entry when starting fresh
@@ -40,6 +47,13 @@ class TrainArgs:
     flexi: bool = False         # VAE stage: add the FlexiCubes head and its mesh losses
     flexi_res: int = 32         # FlexiCubes grid of that stage
     mean_token_prob: float = 0.0  # DiT stage: share of captions reduced to their mean token
+    fresh_points: int = 0       # VAE stage: new exact SDF samples per asset each step (0: the store's)
+    sign_weight: float = 0.0    # VAE stage: occupancy cross-entropy beside the SDF L1
+    render_from: float = 0.0    # VAE stage: rendering losses only after this share of the stage
+    prior: float = 1e-4         # fit stage: Gaussian prior weight on the free latents
+    table_lr: float = 30.0      # fit stage: the latents' learning rate as a multiple of --lr
+    table: Path | None = None   # fit/encoder stage: model folder holding the latent table (--init)
+    freeze_table: bool = False  # fit stage: decoder/field fine-tuning, the DiT's latents stay valid
 
 
 def _load_model(a: TrainArgs):
@@ -62,53 +76,60 @@ def _load_model(a: TrainArgs):
 class StageLoss(torch.nn.Module):
     """The trainable part of one stage with its loss as forward(), so DDP wraps it whole."""
 
-    def __init__(self, stage: str, model, freeze_encoder: bool = False, flexi_res: int = 0):
+    def __init__(self, stage: str, model, freeze_encoder: bool = False, flexi_res: int = 0,
+                 weights=None, table: torch.Tensor | None = None, prior: float = 0.0,
+                 freeze_table: bool = False):
         super().__init__()
-        self.stage, self.mesh_losses = stage, None
+        self.stage, self.mesh_losses, self.weights, self.prior = stage, None, weights, prior
         if flexi_res:
-            from .flexi import FlexiLossWeights, TrueSDF, flexi_losses
-            fw, truth = FlexiLossWeights(res=flexi_res), TrueSDF()
+            from .flexi import FlexiLossWeights, flexi_losses
+            from .points import TrueAssets
+            fw, truth = FlexiLossWeights(res=flexi_res), TrueAssets()
             self.mesh_losses = lambda planes, batch, rnd: flexi_losses(
                 self.vae.field, planes, rnd["seeds"], batch, truth, fw, rnd["gen"])
-        if stage == "vae":
+        if stage in ("vae", "fit", "encoder"):
             self.vae = model.vae
-            if freeze_encoder:   # decoder fine-tuning: a trained DiT's latents stay valid
+            if freeze_encoder or stage == "fit":  # a trained DiT's latents stay valid
                 self.vae.encoder.requires_grad_(False)
+            if stage == "encoder":                 # the table is the target: decoder frozen
+                self.vae.decoder.requires_grad_(False)
+                self.vae.field.requires_grad_(False)
+            if table is not None:                  # (N, 3, c, h, w)
+                self.table = torch.nn.Parameter(table.clone(),
+                                                requires_grad=stage == "fit" and not freeze_table)
         else:
             self.dit, self.image_encoder = model.dit, model.image_encoder
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.stage == "vae" and not any(p.requires_grad for p in self.vae.encoder.parameters()):
+        if self.stage != "dit" and not any(p.requires_grad for p in self.vae.encoder.parameters()):
             self.vae.encoder.eval()   # frozen: its BatchNorm keeps the statistics it has
         return self
 
     def forward(self, batch: dict, rnd: dict):
+        from .vae import VAELossWeights, encoder_step_losses, fit_step_losses
+        mesh = None if self.mesh_losses is None else (lambda p: self.mesh_losses(p, batch, rnd))
+        if self.stage == "fit":
+            return fit_step_losses(self.vae, self.table[rnd["idx"]], batch,
+                                   self.weights or VAELossWeights(), self.prior, mesh)
+        if self.stage == "encoder":
+            return encoder_step_losses(self.vae, batch["views"], self.table[rnd["idx"]].detach(),
+                                       rnd["n_views"])
         if self.stage == "vae":
-            from .vae import VAELossWeights, vae_step_losses
-            mesh = None if self.mesh_losses is None else (
-                lambda p: self.mesh_losses(p, batch, rnd))
-            return vae_step_losses(self.vae, batch, VAELossWeights(), rnd["gen"],
-                                   rnd["n_views"], mesh_losses=mesh)
+            from .vae import vae_step_losses
+            w = self.weights or VAELossWeights()
+            if not rnd.get("render", True):
+                w = dataclasses.replace(w, render_rgb=0.0, render_mask=0.0)
+            return vae_step_losses(self.vae, batch, w, rnd["gen"], rnd["n_views"],
+                                   mesh_losses=mesh)
         from .dit import dit_step_losses
         return dit_step_losses(self.dit, self.image_encoder, batch, rnd)
 
 
-def _batch_fn(stage: str, store: Store, d, gen, mean_token_prob: float = 0.0):
+def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs):
     """Returns make(global_idx) -> (batch, rnd) holding this rank's share of the batch."""
-    if stage == "vae":
-        max_views = store.tensors["views"].shape[1]
-
-        seeds = store.info.get("seeds")
-
-        def make(idx):
-            n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
-            mine = rank_slice(idx, d)
-            batch = store.batch(mine, d.device, ["views", "albedo", "points", "sdf", "rgb"])
-            rnd = {"gen": gen, "n_views": n_views,
-                   "seeds": [seeds[i] for i in mine.tolist()] if seeds else None}
-            return {k: v.float() for k, v in batch.items()}, rnd
-        return make
+    if stage != "dit":
+        return _vae_batch_fn(store, d, gen, a)
 
     from .dit import draw_noise
     latent_shape = store.tensors["latent"].shape[1:]
@@ -116,7 +137,7 @@ def _batch_fn(stage: str, store: Store, d, gen, mean_token_prob: float = 0.0):
 
     def make(idx):
         rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12,
-                         mean_token_prob=mean_token_prob)
+                         mean_token_prob=a.mean_token_prob)
         pick = torch.randint(0, k, (len(idx),), generator=gen)
         rnd = {key: rank_slice(v, d) for key, v in rnd.items()}
         mine, cap = rank_slice(idx, d), rank_slice(pick, d)
@@ -124,6 +145,34 @@ def _batch_fn(stage: str, store: Store, d, gen, mean_token_prob: float = 0.0):
         for key in ("text_tokens", "text_mask", "text_pooled"):
             batch[key] = store.tensors[key][mine, cap].to(d.device)
         return batch, rnd
+    return make
+
+
+def _vae_batch_fn(store: Store, d, gen, a: TrainArgs):
+    """VAE batches: views and targets from the store; with `fresh_points`, new exact 3D
+    samples drawn around each asset's surface bank (engine.train.points)."""
+    from .points import PointDraw, TrueAssets, fresh_samples
+    max_views = store.tensors["views"].shape[1]
+    seeds = store.info.get("seeds")
+    if a.fresh_points and not (seeds and "surface" in store.tensors):
+        raise ValueError(f"--fresh-points needs a procedural store with surface banks; {a.data} "
+                         "has none: rebuild it with `python -m engine train data --out DIR`.")
+    assets, draw = TrueAssets(), PointDraw(count=a.fresh_points)
+    keys = ["views", "albedo"] + ([] if a.fresh_points else ["points", "sdf", "rgb"])
+    if a.stage == "encoder":
+        keys = ["views"]
+
+    def make(idx, render: bool = True):
+        n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
+        mine = rank_slice(idx, d)
+        batch = store.batch(mine, d.device, keys)
+        mine_seeds = [seeds[i] for i in mine.tolist()] if seeds else None
+        if a.fresh_points and a.stage != "encoder":
+            samples = fresh_samples(assets, mine_seeds, store.tensors["surface"][mine], draw, gen)
+            batch.update({k: v.to(d.device) for k, v in samples.items()})
+        rnd = {"gen": gen, "n_views": n_views, "seeds": mine_seeds, "render": render,
+               "idx": mine.to(d.device)}
+        return {k: v.float() for k, v in batch.items()}, rnd
     return make
 
 
@@ -135,27 +184,32 @@ def train(a: TrainArgs) -> dict:
         cfg.latent_scale = float(store.info["latent_scale"])
         cfg.latent_shift = float(store.info["latent_shift"])
     model.to(d.device)
-    if a.flexi and not (a.stage == "vae" and store.info.get("seeds")):
-        raise ValueError("--flexi fine-tunes the VAE on a procedural asset store (it needs the "
-                         "assets' seeds for their exact SDF): use `train vae --data ASSETS`.")
-    part = StageLoss(a.stage, model, a.freeze_encoder,
-                     a.flexi_res if a.flexi else 0).train()
-    opt = torch.optim.AdamW([p for p in part.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    if a.stage in ("fit", "encoder") and not store.info.get("seeds"):
+        raise ValueError(f"train {a.stage} needs a procedural asset store: use `train data`.")
+    if a.flexi and not (a.stage in ("vae", "fit") and store.info.get("seeds")):
+        raise ValueError("--flexi fine-tunes the decoder on a procedural asset store (it needs "
+                         "the assets' seeds for their exact SDF): use `train fit|vae --data ASSETS`.")
+    from .vae import VAELossWeights
+    part = StageLoss(a.stage, model, a.freeze_encoder, a.flexi_res if a.flexi else 0,
+                     VAELossWeights(sign=a.sign_weight), _initial_table(a, cfg, store),
+                     a.prior, a.freeze_table).train()
+    opt = _optimizer(part, a)
     ckpt = Path(a.out) / "checkpoint"
-    start = load_checkpoint(ckpt, part, opt)["step"] if a.resume and ckpt.exists() else 0
+    meta = load_checkpoint(ckpt, part, opt) if a.resume and ckpt.exists() else {}
+    start, spent_s = meta.get("step", 0), meta.get("elapsed_s", 0.0)
     loss_module = wrap_ddp(part, d)
     if a.compile and d.device.type == "cuda":
         loss_module = torch.compile(loss_module)
     gen = torch.Generator().manual_seed(a.seed * 1000 + start)
-    make_batch = _batch_fn(a.stage, store, d, gen, a.mean_token_prob)
+    make_batch = _batch_fn(a.stage, store, d, gen, a)
     log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
-    t0, history, step = time.time(), [], start
+    t0, history, step = time.time() - spent_s, [], start
     for step in range(start, a.steps):
         progress = _progress(step, a, time.time() - t0, start)
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
+            g["lr"] = g["lr_scale"] * cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
         idx = torch.randint(0, len(store), (a.batch,), generator=gen)
-        batch, rnd = make_batch(idx)
+        batch, rnd = make_batch(idx) if a.stage == "dit" else make_batch(idx, progress >= a.render_from)
         with autocast(d, a.bf16):
             loss, stats = loss_module(batch, rnd)
         opt.zero_grad(set_to_none=True)
@@ -167,8 +221,8 @@ def train(a: TrainArgs) -> dict:
         log.log(step + 1, lr=opt.param_groups[0]["lr"], **stats)
         out_of_time = bool(a.max_minutes) and time.time() - t0 > a.max_minutes * 60
         if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
-            save_checkpoint(ckpt, part, opt, step + 1)
-            _ship(model, cfg, a)
+            save_checkpoint(ckpt, part, opt, step + 1, {"elapsed_s": time.time() - t0})
+            _ship(model, cfg, a, part)
         if out_of_time:
             break
     summary = {"stage": a.stage, "steps_done": step + 1 - start, "first_step": start,
@@ -190,7 +244,56 @@ def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
     return max(by_steps, elapsed_s / (a.max_minutes * 60))
 
 
-def _ship(model, cfg, a: TrainArgs) -> None:
-    """Write the whole model as a loadable folder (config.json, safetensors, SHA256SUMS)."""
+def _ship(model, cfg, a: TrainArgs, part: StageLoss) -> None:
+    """Write the whole model as a loadable folder (config.json, safetensors, SHA256SUMS),
+    and after the fit stage its latent table (TABLE_DIR, one latent per store asset)."""
     save_state_dict(a.out, model.state_dict(), cfg.to_dict(),
                     dtype=torch.float16 if a.fp16_weights else None)
+    if a.stage == "fit":
+        from safetensors.torch import save_file
+        folder = Path(a.out) / TABLE_DIR
+        folder.mkdir(exist_ok=True)
+        save_file({"latents": part.table.detach().cpu().contiguous()},
+                  str(folder / "latents.safetensors"))
+
+
+TABLE_DIR = "latent_table"      # beside a fit-stage model: latents.safetensors (N, 3, c, h, w)
+
+
+def load_table(model_dir: Path, expected: int) -> torch.Tensor:
+    """The latent table a fit stage wrote into model_dir, checked against the store size."""
+    from safetensors.torch import load_file
+    path = Path(model_dir) / TABLE_DIR / "latents.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `train fit` first and pass its output "
+                                "folder as --init.")
+    table = load_file(str(path))["latents"]
+    if len(table) != expected:
+        raise ValueError(f"{path} holds {len(table)} latents but the store has {expected} "
+                         "assets: use the store the fit stage trained on.")
+    return table
+
+
+def _initial_table(a: TrainArgs, cfg, store: Store) -> torch.Tensor | None:
+    """fit: small random latents (or the table of --table / --init when it has one);
+    encoder: that table."""
+    source = a.table or a.init
+    if a.stage == "encoder" or (a.stage == "fit" and source
+                                and (Path(source) / TABLE_DIR).exists()):
+        return load_table(source, len(store))
+    if a.stage != "fit":
+        return None
+    v = cfg.vae
+    g = torch.Generator().manual_seed(a.seed)
+    return 0.1 * torch.randn(len(store), 3, v.latent_channels, v.latent_size, v.latent_size,
+                             generator=g)
+
+
+def _optimizer(part: StageLoss, a: TrainArgs) -> torch.optim.Optimizer:
+    """AdamW; the fit stage's latent table learns `table_lr` times faster (DeepSDF)."""
+    table = [p for n, p in part.named_parameters() if n == "table" and p.requires_grad]
+    rest = [p for n, p in part.named_parameters() if n != "table" and p.requires_grad]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if table:
+        groups.append({"params": table, "lr_scale": a.table_lr})
+    return torch.optim.AdamW(groups, lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))

@@ -2,9 +2,12 @@
 
 Losses per batch (input views: a random 1..4 of the rendered views, so single-image
 reconstruction works):
-- 3D: L1 on the (clamped) SDF at sampled points; L1 on colour near the surface;
+- 3D: L1 on the (clamped) SDF at sampled points, and an inside/outside cross-entropy on
+  its sign (occupancy BCE on -sdf / sign_temp: a wrong sign near the surface costs most,
+  a right one far from it nothing); L1 on colour near the surface;
 - rendering: VolSDF volume rendering of rays from all views (input and novel): colour and
-  mask L1;
+  mask L1; skipped when both weights are 0 (geometry first: 3D losses alone until the
+  shape is right);
 - KL of the latent, small weight (the latent stays smooth for the DiT).
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.metrics import near_sign_error
 from ..render.volume import render_rays
 
 
@@ -29,6 +33,61 @@ class VAELossWeights:
     rays: int = 256            # rays per example per step
     ray_samples: int = 32
     surface_band: float = 0.03  # |sdf| below which a point's colour is supervised
+    sign: float = 0.0           # occupancy BCE weight (0: SDF L1 only, the first recipe)
+    sign_temp: float = 0.01     # SDF distance that makes a logit of 1
+
+    @property
+    def renders(self) -> bool:
+        return bool(self.render_rgb or self.render_mask)
+
+
+def geometry_loss(sdf_pred, sdf_true, w: VAELossWeights):
+    """SDF L1 clamped to the band (focus on the surface) + a small unclamped term (a
+    gradient everywhere) + the sign cross-entropy. sdf (B, N) -> scalar."""
+    c = w.sdf_clamp
+    l1 = F.l1_loss(sdf_pred.clamp(-c, c), sdf_true.clamp(-c, c)) + 0.2 * F.l1_loss(sdf_pred, sdf_true)
+    total = w.sdf * l1
+    if w.sign:
+        inside = (sdf_true < 0).float()
+        total = total + w.sign * F.binary_cross_entropy_with_logits(-sdf_pred / w.sign_temp, inside)
+    return total, l1
+
+
+def field_losses(field, planes, batch: dict, w: VAELossWeights):
+    """3D losses of decoded tri-planes at the batch's sample points: geometry (SDF L1 +
+    sign) everywhere, colour L1 within `surface_band` of the surface -> (total, stats)."""
+    sdf, rgb = field(planes, batch["points"])
+    l_geo, l_sdf = geometry_loss(sdf, batch["sdf"], w)
+    near = (batch["sdf"].abs() < w.surface_band).float()[..., None]
+    l_rgb = ((rgb - batch["rgb"]).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
+    return l_geo + w.rgb * l_rgb, {"sdf": l_sdf.item(), "rgb": l_rgb.item(),
+                                   "sign_err": near_sign_error(sdf, batch["sdf"])}
+
+
+
+def fit_step_losses(vae, table_z, batch: dict, w: VAELossWeights, prior: float,
+                    mesh_losses=None):
+    """Auto-decoder step (DeepSDF-style, fit-then-encode): free per-asset latents
+    table_z (B, 3, c, h, w) through the decoder and field; a Gaussian prior on the latents
+    (weight `prior`) keeps them compact for the DiT. mesh_losses as in vae_step_losses."""
+    planes = vae.decoder(table_z)
+    total, stats = field_losses(vae.field, planes, batch, w)
+    l_prior = table_z.pow(2).mean()
+    stats["prior"] = l_prior.item()
+    total = total + prior * l_prior
+    if mesh_losses is not None:
+        extra, extra_stats = mesh_losses(planes)
+        total = total + extra
+        stats.update(extra_stats)
+    return total, {"loss": total.item(), **stats}
+
+
+def encoder_step_losses(vae, views, target_z, n_views: int):
+    """The encoder regresses the auto-decoded latents from 1..4 of an asset's views:
+    MSE of the posterior mean against target_z (B, 3, c, h, w), relative to its variance."""
+    mean, _ = vae.encoder(views[:, :n_views])
+    loss = F.mse_loss(mean, target_z) / target_z.var().clamp(min=1e-8)
+    return loss, {"loss": loss.item()}
 
 
 def rays_from_plucker(plucker_nx6):
@@ -56,27 +115,25 @@ def vae_step_losses(vae, batch: dict, w: VAELossWeights, gen: torch.Generator, n
     views = batch["views"]
     z, mean, logvar = vae.encode(views[:, :n_views], generator=gen)
     planes = vae.decoder(z)
-    sdf, rgb = vae.field(planes, batch["points"])
-    c = w.sdf_clamp
-    # clamped L1 focuses on the surface band; the unclamped term keeps a gradient
-    # everywhere while the prediction is still far from the target
-    l_sdf = F.l1_loss(sdf.clamp(-c, c), batch["sdf"].clamp(-c, c)) \
-        + 0.2 * F.l1_loss(sdf, batch["sdf"])
-    near = (batch["sdf"].abs() < w.surface_band).float()[..., None]
-    l_rgb = ((rgb - batch["rgb"]).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
-    targets = torch.cat([batch["albedo"], views[:, :, 3:]], dim=2)          # (B, V, 10, H, W)
-    origins, dirs, ray_rgb, ray_alpha = pick_rays(targets, w.rays, gen)
-    color, alpha, _ = render_rays(lambda p: vae.field(planes, p), origins, dirs,
-                                  samples=w.ray_samples, generator=gen)
-    l_render_rgb = F.l1_loss(color, ray_rgb)
-    l_render_mask = F.l1_loss(alpha, ray_alpha)
+    total, stats = field_losses(vae.field, planes, batch, w)
     kl = vae.kl(mean, logvar)
-    total = (w.sdf * l_sdf + w.rgb * l_rgb + w.render_rgb * l_render_rgb
-             + w.render_mask * l_render_mask + w.kl * kl)
-    stats = {"sdf": l_sdf.item(), "rgb": l_rgb.item(), "render_rgb": l_render_rgb.item(),
-             "mask": l_render_mask.item(), "kl": kl.item()}
+    total = total + w.kl * kl
+    stats["kl"] = kl.item()
+    if w.renders:
+        l_render_rgb, l_render_mask = render_losses(vae, planes, views, batch["albedo"], w, gen)
+        total = total + w.render_rgb * l_render_rgb + w.render_mask * l_render_mask
+        stats.update(render_rgb=l_render_rgb.item(), mask=l_render_mask.item())
     if mesh_losses is not None:
         extra, extra_stats = mesh_losses(planes)
         total = total + extra
         stats.update(extra_stats)
     return total, {"loss": total.item(), **stats}
+
+
+def render_losses(vae, planes, views, albedo, w: VAELossWeights, gen: torch.Generator):
+    """Colour and mask L1 of volume-rendered random rays from all views."""
+    targets = torch.cat([albedo, views[:, :, 3:]], dim=2)                   # (B, V, 10, H, W)
+    origins, dirs, ray_rgb, ray_alpha = pick_rays(targets, w.rays, gen)
+    color, alpha, _ = render_rays(lambda p: vae.field(planes, p), origins, dirs,
+                                  samples=w.ray_samples, generator=gen)
+    return F.l1_loss(color, ray_rgb), F.l1_loss(alpha, ray_alpha)

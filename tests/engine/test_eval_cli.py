@@ -43,7 +43,7 @@ def test_quick_eval_prints_json_with_every_figure(quick_run):
     result = json.loads(stdout)                       # stdout is JSON only
     assert "vae" in stderr                            # progress went to stderr
     expected = {
-        "vae": {"psnr_novel", "psnr_novel_volume", "chamfer_l1", "normal_consistency", "chamfer_l1_1view", "n"},
+        "vae": {"psnr_novel", "psnr_novel_volume", "chamfer_l1", "normal_consistency", "chamfer_l1_1view", "near_sign_error", "n"},
         "generation": {"cov", "mmd_cd", "one_nna", "k", "per_category"},
         "text": {"category_accuracy", "color_accuracy", "color_accuracy_clear", "n",
                  "color_n", "clear_n", "unseen_category_accuracy", "unseen_color_accuracy",
@@ -67,6 +67,7 @@ def test_quick_eval_figures_are_in_range(quick_run):
     v, g, t = result["vae"], result["generation"], result["text"]
     assert 0.0 < v["psnr_novel"] <= 100.0
     assert v["chamfer_l1"] > 0.0 and 0.0 <= v["normal_consistency"] <= 1.0
+    assert 0.0 <= v["near_sign_error"] <= 1.0
     for m in [g] + list(g["per_category"].values()):
         assert 0.0 <= m["cov"] <= 100.0 and 0.0 <= m["one_nna"] <= 100.0 and m["mmd_cd"] >= 0.0
     for key in ("category_accuracy", "color_accuracy", "unseen_category_accuracy",
@@ -76,7 +77,7 @@ def test_quick_eval_figures_are_in_range(quick_run):
     assert t["color_n"] == 5                          # every caption names its colour
     assert t["reference_color_accuracy"] >= 50.0      # true assets mostly show their main colour
     assert result["timings"]["generations"] == 5 + 2 + 1
-    assert len(result["targets"]) == 7
+    assert len(result["targets"]) == 8
 
 
 def test_table_lists_figures_and_targets(quick_run):

@@ -15,7 +15,8 @@ from engine.geometry.mesh import Mesh
 from engine.geometry.mesh_ops import is_watertight
 from engine.models import build_model
 from engine.train.cache import build_asset_store
-from engine.train.flexi import FlexiLossWeights, TrueSDF, flexi_losses, sample_mesh
+from engine.train.flexi import FlexiLossWeights, flexi_losses, sample_mesh
+from engine.train.points import TrueAssets
 from engine.train.store import Store
 
 
@@ -68,7 +69,7 @@ def test_mesh_losses_fall_when_fitting_one_asset(assets):
     store = Store.load(assets)
     with torch.no_grad():
         z = vae.encoder(store.tensors["views"][:1].float())[0]
-    w, truth = FlexiLossWeights(res=24, mesh_points=1024), TrueSDF()
+    w, truth = FlexiLossWeights(res=24, mesh_points=1024), TrueAssets()
     batch = {k: store.tensors[k][:1].float() for k in ("points", "sdf")}
     opt = torch.optim.Adam(list(vae.decoder.parameters()) + list(vae.field.parameters()), lr=3e-3)
     gen, seen = torch.Generator().manual_seed(0), []

@@ -1,5 +1,7 @@
 """Evaluation metrics on point sets and meshes with known answers."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -184,3 +186,14 @@ def test_asset_surface_lies_on_the_asset():
     assert float(d.max()) < 2.0 / 48 * 2                 # within a cell of the surface
     assert s.colors_nx3.shape == (512, 3)
     assert M.dominant_color(s.colors_nx3) == asset.main_color
+
+
+def test_near_sign_error_counts_wrong_signs_near_the_surface_only():
+    true = np.array([0.01, -0.01, 0.04, -0.04, 0.5, -0.5])
+    assert M.near_sign_error(true, true) == 0.0
+    flipped = true.copy()
+    flipped[[0, 4]] *= -1                  # one near point wrong, one far point wrong
+    assert M.near_sign_error(flipped, true) == 0.25
+    import torch
+    assert M.near_sign_error(torch.tensor(-true), torch.tensor(true)) == 1.0
+    assert math.isnan(M.near_sign_error(true, true + 1.0))
