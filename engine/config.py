@@ -72,6 +72,7 @@ class SamplingConfig:
     guidance: float = 3.0
     sampler: str = "euler"
     texture: int = 1024           # default texture size (a small field carries less detail)
+    extractor: str = "mc"         # default mesh extractor: "mc" | "flexicubes"
 
 
 @dataclass

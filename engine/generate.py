@@ -19,8 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--sampler", choices=("euler", "heun"), default=None)
     p.add_argument("--resolution", type=int, default=128, help="extraction grid resolution")
     p.add_argument("--faces", type=int, default=20000, help="face budget")
-    p.add_argument("--extractor", choices=EXTRACTORS, default="mc",
-                   help="marching cubes, or FlexiCubes (keeps sharp edges)")
+    p.add_argument("--extractor", choices=EXTRACTORS, default=None,
+                   help="marching cubes, or FlexiCubes (keeps sharp edges); default: the model's")
     p.add_argument("--texture", type=int, default=None,
                    help="texture size in pixels (default: the model's, 512 for kiln-mini)")
     p.add_argument("--vertex-colors", action="store_true", help="vertex colours, no texture")

@@ -136,15 +136,15 @@ class Pipeline:
                   guidance: float | None = None, resolution: int | None = None,
                   faces: int | None = None, texture: int | None = None,
                   texture_mode: str = "uv", sampler: str | None = None,
-                  extractor: str = "mc", progress=None) -> Result:
+                  extractor: str | None = None, progress=None) -> Result:
         s = self.config.sampling
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
                         resolution=int(resolution or 128), faces=int(faces or 20000),
                         texture=int(texture or s.texture), texture_mode=texture_mode,
-                        sampler=sampler or s.sampler, extractor=extractor)
-        if extractor not in EXTRACTORS:
-            raise KilnError(BAD_REQUEST, f"Unknown extractor '{extractor}': use one of "
+                        sampler=sampler or s.sampler, extractor=extractor or s.extractor)
+        if settings["extractor"] not in EXTRACTORS:
+            raise KilnError(BAD_REQUEST, f"Unknown extractor '{settings['extractor']}': use one of "
                             f"{', '.join(EXTRACTORS)}.")
         report = progress or (lambda stage, step, total: None)
         timings: dict[str, float] = {}
@@ -155,7 +155,8 @@ class Pipeline:
         with self._stage("decode", timings, report):
             planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
         with self._stage("extract", timings, report):
-            mesh = self.extract(planes, settings["resolution"], settings["faces"], extractor)
+            mesh = self.extract(planes, settings["resolution"], settings["faces"],
+                                settings["extractor"])
         with self._stage("texture", timings, report):
             mesh = self.paint(planes, mesh, settings["texture"], texture_mode)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),

@@ -169,7 +169,8 @@ def validate_generate(msg: dict) -> dict:
     out["mode"] = _mode(out["mode"], out["image"])
     out["texture_mode"] = _choice("texture_mode", out["texture_mode"] or "uv",
                                   TEXTURE_MODES)
-    out["extractor"] = _choice("extractor", out["extractor"] or "mc", EXTRACTORS)
+    if out["extractor"] is not None:          # None: the model's default (config sampling)
+        out["extractor"] = _choice("extractor", out["extractor"], EXTRACTORS)
     if out["mode"] == "text":
         out["prompt"] = _prompt(out["prompt"])
     else:

@@ -27,7 +27,7 @@ run() {   # run STAGE_OUT_DIR STAGE ARGS...: skip when done, resume when started
 # 1. fit: a free latent per asset through the decoder and field (auto-decoder), 3D losses
 #    only, fresh exact SDF samples every step, SDF L1 + occupancy cross-entropy
 run "$W/fit" fit --data "$W/assets" --size mini --steps 1000000 --batch 16 --lr 3e-4 \
-    --fresh-points 2048 --sign-weight 1 --prior 1e-4 --table-lr 30 \
+    --fresh-points 2048 --sign-weight 1 --rgb-weight 20 --prior 1e-4 --table-lr 30 \
     --max-minutes "${FIT_MIN:-50}" --ckpt-every 250
 # 2. encoder: the projection encoder regresses the fitted latents from 1-4 views
 run "$W/enc" encoder --data "$W/assets" --init "$W/fit" --steps 1000000 --batch 32 --lr 1e-3 \

@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--images", type=int, default=None, help="image-to-3D assets")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--extractor", choices=("mc", "flexicubes"), default=None,
+                   help="mesh extractor of generated shapes (default: the model's)")
 
 
 class StderrProgress:
@@ -47,7 +49,7 @@ def main(args) -> int:
         result = evaluate(args.model, n_vae=args.vae, n_gen_per_category=args.per_category,
                           n_prompts=args.prompts, n_unseen=args.unseen, n_image=args.images,
                           quick=args.quick, device=args.device, steps=args.steps,
-                          progress=StderrProgress())
+                          extractor=args.extractor, progress=StderrProgress())
     except KilnError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 2

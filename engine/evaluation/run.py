@@ -80,6 +80,7 @@ class EvalSettings:
     ref_resolution: int = 64      # marching-cubes grid for true asset surfaces
     gen_resolution: int = 64      # extraction grid for generated / decoded shapes
     steps: int | None = None      # sampling steps (None: the model's default)
+    extractor: str | None = None  # mesh extractor of generated shapes (None: the model's default)
     categories: list = field(default_factory=list)   # empty: all categories
 
     @classmethod
@@ -268,7 +269,7 @@ class Evaluator:
 
     def generate(self, prompt: str, seed: int):
         t0 = time.perf_counter()
-        res = self.pipe.text_to_3d(prompt, seed=seed, steps=self.s.steps,
+        res = self.pipe.text_to_3d(prompt, seed=seed, steps=self.s.steps, extractor=self.s.extractor,
                                    resolution=self.s.gen_resolution, texture_mode="vertex")
         self.gen_seconds.append(time.perf_counter() - t0)
         return res.mesh
@@ -470,6 +471,7 @@ class Evaluator:
             t0 = time.perf_counter()
             mesh = self.pipe.image_to_3d(rgba, seed=i, steps=self.s.steps,
                                          resolution=self.s.gen_resolution,
+                                         extractor=self.s.extractor,
                                          texture_mode="vertex").mesh
             self.gen_seconds.append(time.perf_counter() - t0)
             got = self.cloud(mesh)
@@ -495,6 +497,7 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
              n_gen_per_category: int | None = None, n_prompts: int | None = None,
              n_unseen: int | None = None, n_image: int | None = None, quick: bool = False,
              device: str = "auto", steps: int | None = None, categories=None,
+             extractor: str | None = None,
              progress=None, cache_dir: Path | str | None = "default") -> dict:
     """All evaluation figures for a model (name, folder or hub id) as a JSON-ready dict.
     `quick` starts from EvalSettings.quick() (tiny counts); explicit counts override.
@@ -504,7 +507,7 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
     s = EvalSettings.quick() if quick else EvalSettings()
     for name, value in (("n_vae", n_vae), ("n_gen_per_category", n_gen_per_category),
                         ("n_prompts", n_prompts), ("n_unseen", n_unseen), ("n_image", n_image),
-                        ("steps", steps), ("categories", categories)):
+                        ("steps", steps), ("categories", categories), ("extractor", extractor)):
         if value is not None:
             setattr(s, name, list(value) if name == "categories" else value)
     report = progress or (lambda stage, i, total: None)

@@ -52,6 +52,8 @@ def add_arguments(p) -> None:
                    help="vae/fit: new exact SDF samples per asset each step (0: the store's)")
     p.add_argument("--sign-weight", type=float, default=0.0,
                    help="vae/fit: occupancy cross-entropy weight beside the SDF L1")
+    p.add_argument("--rgb-weight", type=float, default=1.0,
+                   help="vae/fit: weight of the colour L1 near the surface")
     p.add_argument("--render-from", type=float, default=0.0,
                    help="vae: rendering losses only after this share of the stage (1: never)")
     p.add_argument("--prior", type=float, default=1e-4, help="fit: prior weight on the latents")

@@ -49,6 +49,7 @@ class TrainArgs:
     mean_token_prob: float = 0.0  # DiT stage: share of captions reduced to their mean token
     fresh_points: int = 0       # VAE stage: new exact SDF samples per asset each step (0: the store's)
     sign_weight: float = 0.0    # VAE stage: occupancy cross-entropy beside the SDF L1
+    rgb_weight: float = 1.0     # VAE/fit stage: colour L1 near the surface
     render_from: float = 0.0    # VAE stage: rendering losses only after this share of the stage
     prior: float = 1e-4         # fit stage: Gaussian prior weight on the free latents
     table_lr: float = 30.0      # fit stage: the latents' learning rate as a multiple of --lr
@@ -191,7 +192,8 @@ def train(a: TrainArgs) -> dict:
                          "the assets' seeds for their exact SDF): use `train fit|vae --data ASSETS`.")
     from .vae import VAELossWeights
     part = StageLoss(a.stage, model, a.freeze_encoder, a.flexi_res if a.flexi else 0,
-                     VAELossWeights(sign=a.sign_weight), _initial_table(a, cfg, store),
+                     VAELossWeights(sign=a.sign_weight, rgb=a.rgb_weight),
+                     _initial_table(a, cfg, store),
                      a.prior, a.freeze_table).train()
     opt = _optimizer(part, a)
     ckpt = Path(a.out) / "checkpoint"

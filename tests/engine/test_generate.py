@@ -64,3 +64,16 @@ def test_both_extractors_give_closed_meshes_within_the_face_budget(pipe, extract
 def test_unknown_extractor_is_refused_before_any_work(pipe):
     with pytest.raises(KilnError, match="Unknown extractor 'dmtet'.*mc, flexicubes"):
         pipe.text_to_3d("a mug", extractor="dmtet")
+
+
+def test_the_extractor_defaults_to_the_models_config(pipe):
+    """No extractor asked: the model's config.sampling.extractor decides (kiln-mini ships
+    the one its eval found best)."""
+    saved = pipe.config.sampling.extractor
+    try:
+        for choice in ("flexicubes", "mc"):
+            pipe.config.sampling.extractor = choice
+            result = pipe.text_to_3d("a mug", seed=1, resolution=32, texture_mode="vertex")
+            assert result.meta["extractor"] == choice
+    finally:
+        pipe.config.sampling.extractor = saved

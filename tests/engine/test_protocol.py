@@ -198,9 +198,9 @@ def test_the_addon_side_modules_need_only_the_standard_library(venv_python):
     assert out.returncode == 0, out.stderr
 
 
-def test_extractor_is_checked_and_defaults_to_marching_cubes():
+def test_extractor_is_checked_and_defaults_to_the_models_choice():
     got = protocol.validate_generate({"type": "generate", "prompt": "a mug"})
-    assert got["extractor"] == "mc"
+    assert got["extractor"] is None          # the pipeline takes config.sampling.extractor
     got = protocol.validate_generate({"type": "generate", "prompt": "a mug",
                                       "extractor": "flexicubes"})
     assert got["extractor"] == "flexicubes"

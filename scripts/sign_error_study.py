@@ -1,0 +1,86 @@
+"""Near-surface sign error of a model's VAE on training and held-out assets.
+
+    .venv/bin/python scripts/sign_error_study.py --model weights/kiln-mini --store WORK/assets
+        [--table WORK/fit] [--n 96] [--json out.json]
+
+For each asset: its 4 views through the encoder (posterior mean) -> decoder -> field, and
+the share of points within 0.05 of the true surface where the decoded SDF has the wrong
+sign. Points: the training store's own sample points (training assets), and for held-out
+assets (eval seeds, rendered as the training data is) the true surface jittered by
+N(0, 0.02). With --table, the fit stage's latents of the training assets are measured too
+(what the decoder itself can hold, before the encoder's error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def decoded_error(vae, latents, points, sdf_true) -> float:
+    from engine.evaluation.metrics import near_sign_error
+    with torch.inference_mode():
+        sdf, _ = vae.field(vae.decoder(latents), points)
+    return near_sign_error(sdf, sdf_true)
+
+
+def training_errors(vae, store, n: int, table=None) -> dict:
+    idx = torch.arange(min(n, len(store)))
+    views, pts, sdf = (store.tensors[k][idx].float() for k in ("views", "points", "sdf"))
+    out = {}
+    with torch.inference_mode():
+        means = torch.cat([vae.encoder(views[a:a + 16])[0] for a in range(0, len(idx), 16)])
+    out["train_encoder"] = decoded_error(vae, means, pts, sdf)
+    if table is not None:
+        out["train_table"] = decoded_error(vae, table[idx].float(), pts, sdf)
+    return out
+
+
+def heldout_error(vae, n: int) -> float:
+    from engine.evaluation.metrics import asset_surface, near_sign_error
+    from engine.evaluation.run import heldout_asset, render_views, training_cameras
+    errors = []
+    for i in range(n):
+        asset = heldout_asset("vae", 10_000 + i)
+        views, _ = render_views(asset.sdf, asset.rgb, training_cameras(asset.seed),
+                                vae.cfg.image_size)
+        surface = torch.as_tensor(asset_surface(asset, 2048, seed=i).points_nx3, dtype=torch.float32)
+        pts = surface + 0.02 * torch.randn(surface.shape, generator=torch.Generator().manual_seed(i))
+        with torch.inference_mode():
+            mean = vae.encoder(views[None])[0]
+            sdf, _ = vae.field(vae.decoder(mean), pts[None])
+        errors.append(near_sign_error(sdf[0], asset.sdf(pts)))
+    return sum(errors) / len(errors)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--store", type=Path, required=True, help="the training asset store")
+    p.add_argument("--table", type=Path, help="fit-stage folder with the latent table")
+    p.add_argument("--n", type=int, default=96)
+    p.add_argument("--json", type=Path)
+    a = p.parse_args(argv)
+    from engine.pipeline import Pipeline
+    from engine.train.loop import load_table
+    from engine.train.store import Store
+    vae = Pipeline.from_pretrained(a.model, device="cpu").model.vae.eval()
+    store = Store.load(a.store)
+    table = load_table(a.table, len(store)) if a.table else None
+    result = {"model": a.model, "n": a.n, **training_errors(vae, store, a.n, table),
+              "heldout_encoder": heldout_error(vae, a.n)}
+    print(json.dumps(result, indent=1))
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
