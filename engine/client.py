@@ -36,7 +36,8 @@ import weakref
 from pathlib import Path
 
 from . import protocol
-from .errors import BUSY, ENGINE_CRASHED, ENGINE_MISSING, TIMEOUT, KilnError
+from .errors import (BAD_REQUEST, BUSY, ENGINE_CRASHED, ENGINE_MISSING, TIMEOUT,
+                     KilnError)
 
 STOPPED, STARTING, READY, BUSY_STATE, CRASHED = "stopped", "starting", "ready", "busy", \
     "crashed"
@@ -183,13 +184,14 @@ class EngineClient:
         if self.state in (BUSY_STATE,) or (self.state == STARTING and self.job):
             raise KilnError(BUSY, f"The engine is busy with job {self.job!r}: wait for it "
                             "or cancel it first.")
+        job_id = str(params.pop("id", None) or f"job-{next(_ids)}-{uuid.uuid4().hex[:6]}")
+        line = _request_line(protocol.generate(job_id, **params))  # before any state change
         if self.state in (STOPPED, CRASHED) or not self.is_running():
             self.start()
-        job_id = str(params.pop("id", None) or f"job-{next(_ids)}-{uuid.uuid4().hex[:6]}")
         self.job = job_id
         if self.state == READY:
             self.state = BUSY_STATE
-        self._write(protocol.generate(job_id, **params))
+        self._write_bytes(line)
         return job_id
 
     def cancel(self, request_id: str | None = None) -> None:
@@ -370,6 +372,17 @@ def _read_stdout(stdout, events: queue.Queue) -> None:
         pass
     finally:
         events.put(_EOF)
+
+
+def _request_line(msg: dict) -> bytes:
+    """`msg` as one protocol line; KilnError(BAD_REQUEST) when a value cannot be sent."""
+    try:
+        return (protocol.encode(msg) + "\n").encode("utf-8")
+    except (TypeError, ValueError) as exc:  # e.g. an int of over 4,300 digits
+        reason = str(exc).split(";")[0] or type(exc).__name__
+        raise KilnError(BAD_REQUEST, f"The request cannot be sent to the engine ({reason}): "
+                        "give plain strings and numbers in their ranges, e.g. a seed from 0 "
+                        "to 4294967295.") from None
 
 
 def _ends(event: dict, request_id) -> bool:

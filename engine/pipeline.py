@@ -10,7 +10,6 @@ condition -> sample -> decode -> extract -> texture (-> export).
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from . import __version__
 from .config import ModelConfig
 from .errors import BAD_PROMPT, BAD_REQUEST, KilnError
 from .protocol import EXTRACTORS
-from .io import weights
+from .io import outputs, weights
 from .models import Condition, build_model
 from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
 
@@ -57,6 +56,20 @@ def check_prompt(prompt) -> str:
     return prompt.strip()
 
 
+def _fit_weights(model, state: dict, folder: Path) -> None:
+    """Load `state` into `model`; KilnError(WEIGHTS_INVALID) unless every tensor fits."""
+    own = model.state_dict()
+    missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
+    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        example = (wrong or sorted(missing) or sorted(unexpected))[0]
+        raise KilnError(weights.WEIGHTS_INVALID, f"The weights in {folder} do not fit its "
+                        f"config.json ({len(missing)} missing, {len(unexpected)} unexpected, "
+                        f"{len(wrong)} of the wrong shape, e.g. {example!r}): the folder "
+                        f"mixes files of different models. {weights.REFETCH}")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+
+
 class Pipeline:
     def __init__(self, model, config: ModelConfig, device: torch.device, name: str,
                  text_encoder=None, folder: Path | None = None):
@@ -72,15 +85,9 @@ class Pipeline:
     def from_pretrained(cls, name_or_path: str = "kiln-mini", device: str = "auto",
                         allow_online: bool = False) -> "Pipeline":
         folder = weights.resolve(name_or_path, allow_online)
-        config = ModelConfig.load(folder / "config.json")
-        state = weights.load_state_dict(folder)
+        config, state = weights.load_model_folder(folder)  # checksums before parsing
         model = build_model(config)
-        missing, unexpected = model.load_state_dict(
-            {k: v.float() for k, v in state.items()}, strict=False)
-        if missing or unexpected:
-            raise KilnError(weights.WEIGHTS_INVALID, f"The weights in {folder} do not match "
-                            f"their config.json ({len(missing)} missing, {len(unexpected)} "
-                            "unexpected tensors): the folder mixes files of different models.")
+        _fit_weights(model, state, folder)
         return cls(model, config, pick_device(device), config.name, folder=folder)
 
     @property
@@ -118,18 +125,23 @@ class Pipeline:
                               "image": source}, **settings)
 
     def export(self, result: Result, out_glb) -> tuple[Path, Path]:
-        from .io.glb import write_glb
+        """Write NAME.glb + NAME.json; refuses (KilnError) to replace files Kiln did not
+        write, such as a user's NAME.json or a model folder's config.json."""
+        from .io.glb import glb_bytes
         out_glb = Path(out_glb).expanduser().resolve()
-        out_glb.parent.mkdir(parents=True, exist_ok=True)
+        outputs.check_writable(out_glb)                   # before any work is spent
         t0 = time.perf_counter()
-        write_glb(out_glb, result.mesh, extras={"kiln": result.meta})
+        data = glb_bytes(result.mesh, extras={"kiln": result.meta})
         result.timings["export"] = time.perf_counter() - t0
         sidecar = dict(result.meta, timings=result.timings,
                        counts={"vertices": int(len(result.mesh.vertices_nx3)),
                                "faces": int(len(result.mesh.faces_fx3))})
-        out_json = out_glb.with_suffix(".json")
-        out_json.write_text(json.dumps(sidecar, indent=2) + "\n")
-        return out_glb, out_json
+        try:
+            return outputs.write_result(out_glb, data, sidecar)
+        except OSError as exc:
+            raise KilnError(BAD_REQUEST, f"Kiln cannot write {out_glb} ("
+                            f"{exc.strerror or type(exc).__name__}): choose another output "
+                            "folder or check its permissions and free space.") from exc
 
     # ------------------------------------------------------------------ stages
     def _generate(self, make_condition, meta: dict, seed: int = 0, steps: int | None = None,

@@ -66,6 +66,9 @@ NUMBER_FIELDS = {
 TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "model", "out")
 GENERATE_FIELDS = frozenset({"type", *TEXT_FIELDS, *NUMBER_FIELDS})
 MAX_PROMPT_CHARS = 1000
+MAX_INT_DIGITS = 100    # far above any field's range; Python's int() stops at 4,300 digits
+MAX_SHOWN_CHARS = 40    # how much of a refused value an error sentence quotes
+PATH_FIELDS = ("image", "model", "out")
 
 
 # ---------------------------------------------------------------- encode / decode
@@ -94,17 +97,21 @@ def encode(msg: dict) -> str:
 
 def decode(line, allowed=ALL_TYPES) -> dict:
     """Parse one line into a message dict; raise KilnError(BAD_REQUEST, sentence)."""
-    if isinstance(line, (bytes, bytearray)):
-        line = bytes(line).decode("utf-8", errors="replace")
-    text = line.strip()
+    text = _text(line).strip()
     if not text:
         raise KilnError(BAD_REQUEST, "The line is empty: send one JSON object per line.")
     try:
-        msg = json.loads(text)
-    except ValueError as exc:
+        msg = json.loads(text, parse_int=_strict_int)
+    except json.JSONDecodeError as exc:
         raise KilnError(BAD_REQUEST, f"The line is not valid JSON ({exc.msg} at column "
                         f"{exc.colno}): send one JSON object per line, e.g. "
                         '{"type": "ping"}.') from None
+    except ValueError as exc:
+        raise KilnError(BAD_REQUEST, f"The line is not valid JSON ({exc}): send one JSON "
+                        'object per line, e.g. {"type": "ping"}.') from None
+    except RecursionError:
+        raise KilnError(BAD_REQUEST, "The line nests JSON too deeply: send one flat JSON "
+                        'object per line, e.g. {"type": "ping"}.') from None
     if not isinstance(msg, dict):
         raise KilnError(BAD_REQUEST, f"The line is a JSON {type(msg).__name__}, not an "
                         'object: send an object such as {"type": "ping"}.')
@@ -113,9 +120,51 @@ def decode(line, allowed=ALL_TYPES) -> dict:
         raise KilnError(BAD_REQUEST, 'The message has no "type" field: add one, e.g. '
                         f'"type": "generate" (known: {_names(allowed)}).')
     if not isinstance(kind, str) or kind not in allowed:
-        raise KilnError(BAD_REQUEST, f"Unknown message type {kind!r}: use one of "
+        raise KilnError(BAD_REQUEST, f"Unknown message type {_shown(kind)}: use one of "
                         f"{_names(allowed)}.")
     return msg
+
+
+def request_id(line):
+    """The id of the request on `line`, or None, even when `decode` refuses the line.
+
+    Errors answer with it, so the client can match an error to the request it sent.
+    """
+    try:
+        msg = json.loads(_text(line), parse_int=_lenient_int)
+    except (ValueError, RecursionError):
+        return None
+    return plain_id(msg.get("id")) if isinstance(msg, dict) else None
+
+
+def plain_id(value):
+    """A request's id as the string errors carry, or None when it has no usable one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    if isinstance(value, int) and value.bit_length() > MAX_INT_DIGITS * 10 // 3:
+        return None  # over MAX_INT_DIGITS digits: no id, and str() might refuse it
+    return str(value)
+
+
+def _text(line) -> str:
+    if isinstance(line, (bytes, bytearray)):
+        return bytes(line).decode("utf-8", errors="replace")
+    return line
+
+
+def _strict_int(digits: str) -> int:
+    """json's integer hook: refuse numbers too long for any field (and for int())."""
+    count = len(digits.lstrip("-"))
+    if count > MAX_INT_DIGITS:
+        raise KilnError(BAD_REQUEST, f"The line has a whole number with {count} digits, "
+                        "far more than any field takes: send each number in its field's "
+                        f"range (a seed is at most {NUMBER_FIELDS['seed'][2]}).")
+    return int(digits)
+
+
+def _lenient_int(digits: str):
+    """json's integer hook for request_id: an over-long number becomes None, not an error."""
+    return None if len(digits.lstrip("-")) > MAX_INT_DIGITS else int(digits)
 
 
 def _names(types) -> str:
@@ -187,18 +236,30 @@ def validate_generate(msg: dict) -> dict:
 def _job_id(value):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+    if plain_id(value) is None or value == "":
         raise KilnError(BAD_REQUEST, f'The "id" field must be a non-empty string, got '
-                        f"{value!r}: give each request its own id, e.g. \"job-1\".")
+                        f"{_shown(value)}: give each request its own id, e.g. \"job-1\".")
     return str(value)
+
+
+def _shown(value) -> str:
+    """`value` quoted for an error sentence: short, and safe for ints of any size."""
+    if isinstance(value, int) and value.bit_length() > 3 * MAX_SHOWN_CHARS:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
 
 
 def _optional_text(msg: dict, name: str):
     value = msg.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise KilnError(BAD_REQUEST, f'The "{name}" field must be a string, got '
-                    f"{type(value).__name__} {value!r}.")
+    if value is not None and not isinstance(value, str):
+        raise KilnError(BAD_REQUEST, f'The "{name}" field must be a string, got '
+                        f"{type(value).__name__} {_shown(value)}.")
+    if value and name in PATH_FIELDS and "\x00" in value:
+        code = BAD_IMAGE if name == "image" else BAD_REQUEST
+        raise KilnError(code, f'The "{name}" path {_shown(value)} contains a NUL character, '
+                        "which no file name can hold: pick the file again.")
+    return value
 
 
 def _choice(name: str, value: str, choices) -> str:
@@ -265,23 +326,31 @@ def _out_path(value: str) -> str:
     return str(Path(value).expanduser())
 
 
-def _number(name: str, value):
+def _number(name: str, given):
     kind, low, high, what = NUMBER_FIELDS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    span = f"use a value from {low} to {high}"
+    if isinstance(given, bool) or not isinstance(given, (int, float)):
         raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) must be a number, got '
-                        f"{type(value).__name__} {value!r}: use a value from {low} to "
-                        f"{high}.")
+                        f"{type(given).__name__} {_shown(given)}: {span}.")
     if kind is int:
-        if isinstance(value, float) and not value.is_integer():
+        if isinstance(given, float) and not given.is_integer():  # also inf and NaN
             raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) must be a whole '
-                            f"number, got {value!r}: use a value from {low} to {high}.")
-        value = int(value)
+                            f"number, got {_shown(given)}: {span}.")
+        value = int(given)
     else:
-        value = float(value)
+        value = _as_float(given)
         if value != value:  # NaN
             raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is not a number: '
-                            f"use a value from {low} to {high}.")
+                            f"{span}.")
     if not low <= value <= high:
-        raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is {value}, out of '
-                        f"range: use a value from {low} to {high}.")
+        raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is {_shown(given)}, out '
+                        f"of range: {span}.")
     return value
+
+
+def _as_float(value) -> float:
+    """float(value), with ints too big for a float as infinities (out of every range)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")

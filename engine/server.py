@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import io
-import json
 import logging
 import os
 import queue
@@ -183,9 +182,9 @@ class Server:
                 self.handle_line(raw)
             except Exception as exc:  # never let the reader die silently
                 log.exception("reader failed on a line")
-                self.channel.send(protocol.error(None, INTERNAL, f"The engine could not "
-                                  f"handle a request ({_detail(exc)}); see "
-                                  f"{self.log_where}."))
+                self.channel.send(protocol.error(protocol.request_id(raw), INTERNAL,
+                                  f"The engine could not handle a request "
+                                  f"({_detail(exc)}); see {self.log_where}."))
         log.info("stdin closed: finishing the running job, if any, then exiting")
         self.stop(cancel=False)  # the parent is gone or done: no more requests
 
@@ -197,7 +196,8 @@ class Server:
             msg = protocol.decode(line, allowed=protocol.CLIENT_TYPES)
         except KilnError as exc:
             log.warning("bad line %r: %s", line[:200], exc.message)
-            self.channel.send(protocol.error(_best_effort_id(line), exc.code, exc.message))
+            self.channel.send(protocol.error(protocol.request_id(line), exc.code,
+                                             exc.message))
             return
         kind = msg["type"]
         if kind == protocol.PING:
@@ -212,11 +212,16 @@ class Server:
             self.accept(msg)
 
     def accept(self, msg: dict) -> None:
+        request_id = protocol.plain_id(msg.get("id"))
         try:
             params = protocol.validate_generate(msg)
         except KilnError as exc:
-            self.channel.send(protocol.error(_plain_id(msg.get("id")), exc.code,
-                                             exc.message))
+            self.channel.send(protocol.error(request_id, exc.code, exc.message))
+            return
+        except Exception as exc:  # a check that itself failed: still answer this request
+            log.exception("validating request %r failed", request_id)
+            self.channel.send(protocol.error(request_id, INTERNAL, f"The engine could not "
+                              f"check this request ({_detail(exc)}); see {self.log_where}."))
             return
         with self.lock:
             self.count += 1
@@ -377,19 +382,6 @@ def _lines(stdin):
         yield from lines
     if pending:
         yield pending
-
-
-def _plain_id(value):
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) \
-        else None
-
-
-def _best_effort_id(line: str):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        return None
-    return _plain_id(msg.get("id")) if isinstance(msg, dict) else None
 
 
 def _slug(text: str, limit: int = 32) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import write_atomic
+
 GLB_MAGIC = 0x46546C67          # "glTF"
 CHUNK_JSON = 0x4E4F534A         # "JSON"
 CHUNK_BIN = 0x004E4942          # "BIN\0"
@@ -157,8 +159,4 @@ def write_glb(path, mesh, extras: dict | None = None, name: str = "kiln_asset",
     """Write `mesh` (engine.geometry.Mesh) to `path` as glTF 2.0 binary; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = glb_bytes(mesh, extras, name, png_compress_level)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, glb_bytes(mesh, extras, name, png_compress_level))

@@ -3,18 +3,26 @@
 A model folder holds config.json, one or more *.safetensors shards, SHA256SUMS and
 optionally MODEL_CARD.md. Resolution order for a name: an existing folder path; the
 bundled weights/<name>; a Hugging Face repo id (cache only unless online use is allowed).
+SHA256SUMS must list config.json and only files inside the folder; `load_model_folder`
+checks every file before it parses any, and every failure is KilnError(WEIGHTS_INVALID)
+naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ..config import ModelConfig
 from ..errors import MODEL_NOT_FOUND, WEIGHTS_INVALID, KilnError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = REPO_ROOT / "weights"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+HEX_DIGITS = frozenset("0123456789abcdef")
+REFETCH = "Re-download the model, or copy its whole folder again."
 
 
 def sha256_file(path: Path) -> str:
@@ -34,17 +42,50 @@ def write_sha256sums(folder: Path) -> None:
 
 
 def read_sha256sums(folder: Path) -> dict[str, str]:
+    """{file name: sha256} from the folder's SHA256SUMS; refuses damaged or unsafe lines."""
     sums = Path(folder) / "SHA256SUMS"
     if not sums.is_file():
         raise KilnError(WEIGHTS_INVALID, f"The model folder {folder} has no SHA256SUMS file, so "
                         "its weights cannot be checked: re-download the model or re-save it "
                         "with `python -m engine train ... --out`.")
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as exc:
+        raise KilnError(WEIGHTS_INVALID, f"{sums} cannot be read ({_reason(exc)}). "
+                        f"{REFETCH}") from exc
     entries = {}
-    for line in sums.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
         if line.strip():
-            digest, name = line.split(maxsplit=1)
-            entries[name.strip().lstrip("*")] = digest
+            digest, name = _sums_entry(sums, number, line)
+            entries[name] = digest
     return entries
+
+
+def _sums_entry(sums: Path, number: int, line: str) -> tuple[str, str]:
+    """(digest, file name) of one SHA256SUMS line: '<64 hex digits>  <name in the folder>'."""
+    parts = line.split(maxsplit=1)
+    digest = parts[0].lower()
+    name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
+    if len(digest) != 64 or set(digest) - HEX_DIGITS or not name:
+        raise KilnError(WEIGHTS_INVALID, f"Line {number} of {sums} is not '<sha256>  <file>' "
+                        f"({line.strip()[:80]!r}): the checksum list is damaged. {REFETCH}")
+    if not _inside_folder(name):
+        raise KilnError(WEIGHTS_INVALID, f"Line {number} of {sums} names {name!r}, which is "
+                        "outside the model folder: Kiln checks only files inside it, so the "
+                        f"checksum list is damaged or was tampered with. {REFETCH}")
+    return digest, name
+
+
+def _inside_folder(name: str) -> bool:
+    """True for a relative path with no '..' (by both POSIX and Windows rules)."""
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.anchor or ".." in pure.parts:
+            return False
+    return True
+
+
+def _reason(exc: Exception) -> str:
+    return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)[:200]
 
 
 def verify(folder: Path) -> dict[str, str]:
@@ -53,6 +94,9 @@ def verify(folder: Path) -> dict[str, str]:
     entries = read_sha256sums(folder)
     if not any(name.endswith(".safetensors") for name in entries):
         raise KilnError(WEIGHTS_INVALID, f"SHA256SUMS in {folder} lists no .safetensors file.")
+    if "config.json" not in entries:
+        raise KilnError(WEIGHTS_INVALID, f"SHA256SUMS in {folder} does not list config.json, "
+                        f"so the model's settings cannot be checked. {REFETCH}")
     for name, digest in entries.items():
         path = folder / name
         if not path.is_file():
@@ -62,6 +106,30 @@ def verify(folder: Path) -> dict[str, str]:
             raise KilnError(WEIGHTS_INVALID, f"Checksum mismatch for {path}: the file is corrupt "
                             "or was changed. Delete it and fetch the model again.")
     return {name: "ok" for name in entries}
+
+
+def load_config(path: Path) -> ModelConfig:
+    """Parse a config.json (verify its folder first); KilnError(WEIGHTS_INVALID) naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        raise KilnError(WEIGHTS_INVALID, f"{path} is not readable JSON ({_reason(exc)}). "
+                        f"{REFETCH}") from exc
+    if not isinstance(data, dict):
+        raise KilnError(WEIGHTS_INVALID, f"{path} holds a JSON {type(data).__name__}, not an "
+                        f"object of model settings. {REFETCH}")
+    known = [f.name for f in dataclasses.fields(ModelConfig)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise KilnError(WEIGHTS_INVALID, f"{path} has the unknown setting {unknown[0]!r} (this "
+                        f"Kiln knows {', '.join(known)}): the file is damaged or from a newer "
+                        f"Kiln. {REFETCH}")
+    try:
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise KilnError(WEIGHTS_INVALID, f"{path} has settings this Kiln cannot use "
+                        f"({_reason(exc)}). {REFETCH}") from exc
 
 
 def _hub_snapshot(repo_id: str, allow_online: bool) -> Path | None:
@@ -90,17 +158,34 @@ def resolve(name_or_path: str, allow_online: bool = False) -> Path:
                     f"{hint}. Pick 'kiln-mini' or the folder of a trained model.")
 
 
+def load_model_folder(folder: Path) -> tuple[ModelConfig, dict]:
+    """(config, tensors) of a model folder, every file checked before anything is parsed."""
+    folder = Path(folder)
+    shards = _shards(folder)
+    verify(folder)
+    return load_config(folder / "config.json"), _read_shards(shards)
+
+
 def load_state_dict(folder: Path) -> dict:
     """Verified tensors from every safetensors shard of a model folder (never pickle)."""
-    from safetensors.torch import load_file
     folder = Path(folder)
+    shards = _shards(folder)
+    verify(folder)
+    return _read_shards(shards)
+
+
+def _shards(folder: Path) -> list[Path]:
     pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
     shards = sorted(folder.glob("*.safetensors"))
     if not shards:
         extra = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
         raise KilnError(WEIGHTS_INVALID, f"No .safetensors weights in {folder}{extra}. Convert "
                         "the checkpoint to safetensors.")
-    verify(folder)
+    return shards
+
+
+def _read_shards(shards: list[Path]) -> dict:
+    from safetensors.torch import load_file
     state = {}
     for shard in shards:
         try:
@@ -114,7 +199,6 @@ def load_state_dict(folder: Path) -> dict:
 def save_state_dict(folder: Path, state: dict, config_dict: dict, dtype=None,
                     max_shard_bytes: int = 15 * 2**20) -> list[Path]:
     """Write config.json, safetensors shards (each under max_shard_bytes) and SHA256SUMS."""
-    import json
     from safetensors.torch import save_file
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,17 @@
 promises: determinism per seed, closed meshes from both extractors, the face budget."""
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import trimesh
 
 from engine.errors import KilnError
+from engine.io import outputs, weights
 from engine.pipeline import Pipeline
 
 
@@ -77,3 +81,77 @@ def test_the_extractor_defaults_to_the_models_config(pipe):
             assert result.meta["extractor"] == choice
     finally:
         pipe.config.sampling.extractor = saved
+
+
+# ---------------------------------------------------------------- export keeps others' files
+@pytest.fixture(scope="module")
+def result(pipe):
+    return pipe.text_to_3d("a mug", seed=1, resolution=32, texture_mode="vertex")
+
+
+def _refused(pipe, result, out) -> KilnError:
+    with pytest.raises(KilnError) as info:
+        pipe.export(result, out)
+    assert info.value.code == "bad_request"
+    assert "choose another output name or folder" in info.value.message
+    return info.value
+
+
+def _no_part_files(folder: Path) -> bool:
+    return not list(folder.rglob("*.part"))
+
+
+def test_export_never_overwrites_a_users_json_beside_the_glb(pipe, result, tmp_path):
+    notes = tmp_path / "notes.json"
+    notes.write_bytes(b'{"todo": ["buy clay"]}\n')
+    err = _refused(pipe, result, tmp_path / "notes.glb")
+    assert str(notes) in err.message and "not written by Kiln" in err.message
+    assert notes.read_bytes() == b'{"todo": ["buy clay"]}\n'
+    assert not (tmp_path / "notes.glb").exists() and _no_part_files(tmp_path)
+
+
+def test_export_into_a_model_folder_leaves_its_config_alone(pipe, result, tiny_model_dir,
+                                                            tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    before = (model / "config.json").read_bytes()
+    err = _refused(pipe, result, model / "config.glb")
+    assert str(model / "config.json") in err.message
+    assert (model / "config.json").read_bytes() == before and weights.verify(model)
+
+
+def test_export_never_overwrites_a_glb_kiln_did_not_write(pipe, result, tmp_path):
+    theirs = tmp_path / "statue.glb"
+    theirs.write_bytes(b"glTF someone else's model")
+    err = _refused(pipe, result, theirs)
+    assert str(theirs) in err.message
+    assert theirs.read_bytes() == b"glTF someone else's model"
+    assert not (tmp_path / "statue.json").exists()
+
+
+def test_re_exporting_replaces_kilns_own_pair(pipe, result, tmp_path):
+    out = tmp_path / "seeds" / "mug.glb"
+    glb, sidecar = pipe.export(result, out)
+    assert json.loads(sidecar.read_text())["generator"] == "kiln"
+    other = pipe.text_to_3d("a mug", seed=2, resolution=32, texture_mode="vertex")
+    assert pipe.export(other, out) == (glb, sidecar)       # seed iteration: its own files
+    assert json.loads(sidecar.read_text())["seed"] == 2
+    assert trimesh.load(glb, force="mesh").faces.shape == other.mesh.faces_fx3.shape
+    assert _no_part_files(tmp_path)
+    # a result of a Kiln from before the marker (its sidecar's own keys) is Kiln's too
+    legacy = {k: v for k, v in json.loads(sidecar.read_text()).items() if k != "generator"}
+    sidecar.write_text(json.dumps(legacy))
+    assert pipe.export(result, out) == (glb, sidecar)
+
+
+def test_a_failed_write_is_a_sentence_and_leaves_no_part_file(pipe, result, tmp_path,
+                                                              monkeypatch):
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "os", SimpleNamespace(replace=full_disk))
+    with pytest.raises(KilnError) as info:
+        pipe.export(result, tmp_path / "mug.glb")
+    assert info.value.code == "bad_request" and "No space left" in info.value.message
+    assert str(tmp_path / "mug.glb") in info.value.message
+    assert list(tmp_path.iterdir()) == []

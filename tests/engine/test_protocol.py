@@ -57,6 +57,26 @@ def test_decode_refuses_bad_lines_with_a_sentence(line, words):
     assert info.value.message.endswith(".")
 
 
+def test_decode_refuses_a_number_too_long_for_int_with_a_sentence():
+    """Over 4,300 digits int() itself raises; decode must still answer in words."""
+    line = '{"type": "generate", "id": "j1", "prompt": "a", "seed": ' + "9" * 5000 + "}"
+    with pytest.raises(KilnError) as info:
+        protocol.decode(line)
+    assert info.value.code == BAD_REQUEST
+    assert "5000 digits" in info.value.message and info.value.message.endswith(".")
+    assert len(info.value.message) < 300
+
+
+def test_request_id_is_read_from_lines_that_decode_refuses():
+    huge = "9" * 5000
+    assert protocol.request_id('{"type": "generate", "id": "j1", "seed": ' + huge + "}") \
+        == "j1"
+    assert protocol.request_id(b'{"type": "explode", "id": 7}') == "7"
+    assert protocol.request_id('{"type": "generate", "id": ' + huge + "}") is None
+    assert protocol.request_id("{not json") is None
+    assert protocol.request_id("[" * 100_000) is None
+
+
 def test_decode_limits_types_to_the_allowed_side():
     assert protocol.decode('{"type":"ping"}', allowed=protocol.CLIENT_TYPES)["type"] == "ping"
     with pytest.raises(KilnError) as info:
@@ -105,11 +125,23 @@ def test_empty_prompt_is_refused_with_the_exact_sentence(prompt):
     ("texture", 8192, "from 64 to 4096"),
     ("seed", "7", "must be a number, got str"),
     ("steps", True, "must be a number, got bool"),
+    ("guidance", 10**400, "from 0.0 to 30.0"),
+    ("guidance", float("inf"), "from 0.0 to 30.0"),
+    ("seed", float("inf"), "whole number"),
 ])
 def test_numbers_out_of_range_name_the_field_and_the_range(field, value, words):
     err = refused({"type": "generate", "prompt": "a chair", field: value})
     assert err.code == BAD_REQUEST
     assert words in err.message and f'"{field}"' in err.message
+
+
+@pytest.mark.parametrize("value", [10**5000, 10**400, float("1" * 400 + ".0")],
+                         ids=["5000-digit-int", "400-digit-int", "400-digit-float"])
+def test_huge_numbers_get_a_short_sentence_not_a_crash(value):
+    for name in ("seed", "guidance"):
+        err = refused({"type": "generate", "prompt": "a chair", name: value})
+        assert err.code == BAD_REQUEST and f'"{name}"' in err.message
+        assert "use a value from" in err.message and len(err.message) < 200, err.message
 
 
 def test_edges_of_every_range_are_accepted():
@@ -132,6 +164,15 @@ def test_edges_of_every_range_are_accepted():
 def test_other_bad_fields_are_refused(msg, code, words):
     err = refused(msg)
     assert err.code == code and words in err.message
+
+
+@pytest.mark.parametrize("field, code", [("image", BAD_IMAGE), ("out", BAD_REQUEST),
+                                         ("model", BAD_REQUEST)])
+def test_a_nul_character_in_a_path_is_refused(tmp_path, field, code):
+    msg = {"type": "generate", "prompt": "a", field: str(tmp_path / "a\x00b.glb")}
+    err = refused(msg)
+    assert err.code == code and f'"{field}" path' in err.message
+    assert "NUL character" in err.message and err.message.endswith(".")
 
 
 def test_image_mode_checks_the_file(tmp_path):

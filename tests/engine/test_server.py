@@ -6,22 +6,32 @@ cancel sent after step 3 lands in the middle of sampling whatever the machine's 
 the test then checks the engine stops within one further step.
 """
 
+import argparse
+import io
 import json
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from engine.client import EngineClient, find_engine_python
 from engine.errors import (BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, BUSY, ENGINE_CRASHED,
-                           ENGINE_MISSING, MODEL_NOT_FOUND)
+                           ENGINE_MISSING, MODEL_NOT_FOUND, KilnError)
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["condition", "sample", "decode", "extract", "texture", "export"]
 FAST = dict(steps=3, resolution=32, texture=64, faces=500)  # a small, quick request
 STEP_DELAY = 0.1
 TIMEOUT = 300  # a safety net for a loaded machine, not a speed check
+# Lines that once got errors with "id": null (the client then waited for ever).
+HUGE_SEED = '{"type":"generate","id":"huge-seed","prompt":"a","seed":' + "9" * 5000 + "}"
+HUGE_GUIDANCE = ('{"type":"generate","id":"huge-guidance","prompt":"a","guidance":'
+                 + "1" * 400 + "}")
+NUL_IMAGE = json.dumps({"type": "generate", "id": "nul-image", "mode": "image",
+                        "image": "/tmp/ref\x00.png"})
+NEXT = json.dumps({"type": "generate", "id": "next", "prompt": "a red chair"})
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +176,19 @@ def _bad_number(engine):
     return engine.generate(prompt="a red chair", steps=0)
 
 
+def _huge_seed(engine):  # the client cannot even encode it: a raw line, as another tool sends
+    engine.send_line(HUGE_SEED)
+    return "huge-seed"
+
+
+def _huge_guidance(engine):
+    return engine.generate(prompt="a red chair", guidance=10**400)
+
+
+def _nul_in_image_path(engine):
+    return engine.generate(mode="image", image=str(ROOT / "ref\x00.png"))
+
+
 @pytest.mark.parametrize("send, code, words", [
     (_malformed, BAD_REQUEST, "not valid JSON"),
     (_unknown_type, BAD_REQUEST, "Unknown message type 'explode'"),
@@ -174,8 +197,11 @@ def _bad_number(engine):
     (_unreadable_image, BAD_IMAGE, "not a picture"),
     (_unknown_model, MODEL_NOT_FOUND, "no-such-model-xyz"),
     (_bad_number, BAD_REQUEST, '"steps"'),
+    (_huge_seed, BAD_REQUEST, "5000 digits"),
+    (_huge_guidance, BAD_REQUEST, "401 digits"),
+    (_nul_in_image_path, BAD_IMAGE, "NUL character"),
 ], ids=["malformed", "unknown-type", "empty-prompt", "missing-image", "unreadable-image",
-        "unknown-model", "bad-number"])
+        "unknown-model", "bad-number", "huge-seed", "huge-guidance", "nul-in-image-path"])
 def test_bad_request_gets_a_clear_error_then_the_next_generate_works(engine, send, code,
                                                                      words):
     request_id = send(engine)
@@ -186,6 +212,15 @@ def test_bad_request_gets_a_clear_error_then_the_next_generate_works(engine, sen
     assert engine.state == "ready"
     final, _ = run(engine, prompt="a red chair", seed=5, **FAST)
     assert final["type"] == "result" and Path(final["glb"]).is_file()
+
+
+def test_a_value_the_client_cannot_encode_is_refused_without_leaving_it_busy(engine):
+    with pytest.raises(KilnError) as info:
+        engine.generate(prompt="a red chair", seed=10**5000)
+    assert info.value.code == BAD_REQUEST and "seed from 0" in info.value.message
+    assert engine.state == "ready" and engine.job is None
+    final, _ = run(engine, prompt="a red chair", seed=5, **FAST)
+    assert final["type"] == "result"
 
 
 def test_stdout_carried_only_protocol_lines(engine):
@@ -261,6 +296,34 @@ def test_find_engine_python_picks_one_with_torch(venv_python, tmp_path):
     assert find_engine_python([str(fake), "", str(tmp_path / "nope"), venv_python]) \
         == venv_python
     assert find_engine_python([str(fake)]) is None
+
+
+# ---------------------------------------------------------------- in-process reader
+def in_process_server(out_dir: Path):
+    """A Server whose reader runs here, on a fake pipeline (no model, no jobs run)."""
+    from engine.server import Channel, Server
+    args = argparse.Namespace(model="fake", device="cpu", out_dir=str(out_dir),
+                              allow_online=False, test_step_delay=0.0)
+    stream = io.StringIO()
+    pipe = SimpleNamespace(name="fake", device="cpu")
+    return Server(pipe, args, Channel(stream), None), stream
+
+
+@pytest.mark.parametrize("line, request_id, code", [
+    (HUGE_SEED, "huge-seed", BAD_REQUEST),
+    (HUGE_GUIDANCE, "huge-guidance", BAD_REQUEST),
+    (NUL_IMAGE, "nul-image", BAD_IMAGE),
+], ids=["5000-digit-seed", "400-digit-guidance", "nul-in-image-path"])
+def test_each_error_carries_its_requests_id_and_the_next_request_is_accepted(
+        tmp_path, line, request_id, code):
+    server, stream = in_process_server(tmp_path)
+    server.read_forever(io.StringIO(line + "\n" + NEXT + "\n"))
+    replies = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert len(replies) == 1, replies  # one error, and no "busy" for the next request
+    error = replies[0]
+    assert error["type"] == "error" and error["id"] == request_id, error
+    assert error["code"] == code and error["message"].endswith("."), error
+    assert server.current is not None and server.current.id == "next"
 
 
 def _alive(pid: int) -> bool:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -81,3 +83,92 @@ def test_resolve_finds_local_folder_and_hub_cache(tmp_path, monkeypatch):
     found = weights.resolve("kiln/tiny", allow_online=False)
     assert found == snap
     assert weights.verify(found)
+
+
+# ---------------------------------------------------------------- model folder checks
+def saved_model(folder):
+    cfg, model = random_model("tiny")
+    weights.save_state_dict(folder, model.state_dict(), cfg.to_dict())
+    return folder, cfg, model
+
+
+def load_refused(folder) -> KilnError:
+    from engine.pipeline import Pipeline
+    with pytest.raises(KilnError) as err:
+        Pipeline.from_pretrained(str(folder), device="cpu")
+    assert err.value.code == "weights_invalid", err.value.message
+    return err.value
+
+
+def test_a_tampered_config_is_a_checksum_mismatch_not_a_crash(tmp_path):
+    folder, cfg, _ = saved_model(tmp_path)
+    (folder / "config.json").write_text(json.dumps(dict(cfg.to_dict(), evil=1)))
+    err = load_refused(folder)
+    assert "Checksum mismatch" in err.message and "config.json" in err.message
+
+
+def test_a_config_not_listed_in_the_sums_is_refused(tmp_path):
+    folder, _, _ = saved_model(tmp_path)
+    sums = folder / "SHA256SUMS"
+    sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines()
+                            if not line.endswith("config.json")))
+    err = load_refused(folder)
+    assert "does not list config.json" in err.message
+
+
+@pytest.mark.parametrize("entry", ["../outside.txt", "{outside}", "sub/../../outside.txt",
+                                   "..\\outside.txt"])
+def test_a_sums_entry_outside_the_folder_is_refused(tmp_path, entry):
+    folder, _, _ = saved_model(tmp_path / "model")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not part of the model\n")
+    name = entry.format(outside=outside)
+    with open(folder / "SHA256SUMS", "a") as sums:
+        sums.write(f"{weights.sha256_file(outside)}  {name}\n")
+    with pytest.raises(KilnError) as err:
+        weights.verify(folder)
+    assert err.value.code == "weights_invalid"
+    assert "outside the model folder" in err.value.message and repr(name) in err.value.message
+    assert "Re-download the model" in err.value.message
+
+
+@pytest.mark.parametrize("line", ["justonetoken", "xyz  model.safetensors",
+                                  "0" * 64 + "  ", "0" * 63 + "  config.json"])
+def test_a_malformed_sums_line_names_the_file_and_the_fix(tmp_path, line):
+    folder, _, _ = saved_model(tmp_path)
+    with open(folder / "SHA256SUMS", "a") as sums:
+        sums.write(line + "\n")
+    err = load_refused(folder)
+    assert str(folder / "SHA256SUMS") in err.message and "Line 3" in err.message
+    assert "Re-download the model, or copy its whole folder again." in err.message
+
+
+def _rewrite_config(folder, text: str) -> None:
+    """Change config.json and its checksum, as a broken (not tampered) folder has it."""
+    (folder / "config.json").write_text(text)
+    weights.write_sha256sums(folder)
+
+
+@pytest.mark.parametrize("config, words", [
+    ("{not json", "is not readable JSON"),
+    ("[1, 2]", "holds a JSON list"),
+    ('{"name": "x", "bogus": 1}', "unknown setting 'bogus'"),
+    ('{"vae": 5}', "settings this Kiln cannot use"),
+], ids=["bad-json", "not-an-object", "unknown-key", "bad-section"])
+def test_a_broken_config_names_the_file_and_the_fix(tmp_path, config, words):
+    folder, _, _ = saved_model(tmp_path)
+    _rewrite_config(folder, config)
+    err = load_refused(folder)
+    assert str(folder / "config.json") in err.message and words in err.message
+    assert "Re-download the model, or copy its whole folder again." in err.message
+
+
+def test_weights_of_the_wrong_shape_are_refused_in_words(tmp_path):
+    cfg, model = random_model("tiny")
+    state = model.state_dict()
+    key = next(k for k, v in state.items() if v.ndim == 2)
+    state[key] = torch.zeros(state[key].shape[0] + 1, state[key].shape[1])
+    weights.save_state_dict(tmp_path, state, cfg.to_dict())
+    err = load_refused(tmp_path)
+    assert "1 of the wrong shape" in err.message and key in err.message
+    assert str(tmp_path) in err.message and "Re-download the model" in err.message

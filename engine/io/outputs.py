@@ -1,0 +1,100 @@
+"""Result files on disk: Kiln replaces only files it wrote itself. Standard library only.
+
+A result is a pair, NAME.glb and its sidecar NAME.json. Kiln's sidecar carries
+{"generator": "kiln"}; a pair whose sidecar has it may be written over (re-running a
+seed updates its own files). Anything else at either path -- a user's notes.json, a
+model folder's config.json, a lone .glb -- is refused with a sentence naming the file.
+
+Each file is written to NAME.part beside it and renamed into place, so no reader sees
+half a file, and a failed write leaves no .part behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from ..errors import BAD_REQUEST, KilnError
+
+GENERATOR = "kiln"               # the sidecar's "generator" value: Kiln wrote this pair
+# what every sidecar of Kiln 0.x held before the marker existed (results made before it
+# can still be regenerated in place)
+LEGACY_KEYS = frozenset({"engine_version", "model", "timings", "counts"})
+MAX_SIDECAR_BYTES = 1 << 20      # Kiln's sidecars are a few kB; a bigger JSON is not ours
+FIX = "choose another output name or folder, or move that file away"
+
+
+def sidecar_path(out_glb: Path) -> Path:
+    return Path(out_glb).with_suffix(".json")
+
+
+def check_writable(out_glb: Path) -> Path:
+    """The sidecar path for `out_glb`; KilnError(BAD_REQUEST) if either file is not Kiln's."""
+    out_glb = Path(out_glb)
+    sidecar = sidecar_path(out_glb)
+    if out_glb.suffix.lower() != ".glb":
+        raise KilnError(BAD_REQUEST, f"The output {out_glb} does not end in .glb: name it "
+                        "like 'chair.glb' (its sidecar becomes 'chair.json').")
+    for path in (out_glb, sidecar):
+        if _occupied(path) and not path.is_file():
+            raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
+                            f"or a special file, not a result Kiln wrote; {FIX}.")
+    if _occupied(sidecar) and not is_kiln_sidecar(sidecar):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sidecar}: the result "
+                        f"{out_glb.name} would put its sidecar there, and that file was not "
+                        f"written by Kiln; {FIX}.")
+    if _occupied(out_glb) and not _occupied(sidecar):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {out_glb}: it has no Kiln "
+                        f"sidecar {sidecar.name} beside it, so it may not be Kiln's; {FIX}.")
+    return sidecar
+
+
+def _occupied(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def is_kiln_sidecar(path: Path) -> bool:
+    """True when `path` is a small JSON object whose "generator" is Kiln's (or an older
+    Kiln sidecar: it has every LEGACY_KEYS key)."""
+    try:
+        if Path(path).stat().st_size > MAX_SIDECAR_BYTES:
+            return False
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("generator") == GENERATOR
+                                       or LEGACY_KEYS <= data.keys())
+
+
+def sidecar_bytes(meta: dict) -> bytes:
+    """The sidecar text for `meta`, marked as Kiln's."""
+    return (json.dumps(dict(meta, generator=GENERATOR), indent=2) + "\n").encode("utf-8")
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to path.part, then rename it over `path`; no .part stays on failure."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_result(out_glb: Path, glb_data: bytes, meta: dict) -> tuple[Path, Path]:
+    """Write NAME.json (marked as Kiln's), then NAME.glb, after check_writable.
+
+    The sidecar goes first: if the GLB write then fails, the pair still reads as
+    Kiln's and the next export to the same name may replace it.
+    """
+    sidecar = check_writable(out_glb)
+    out_glb.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(sidecar, sidecar_bytes(meta))
+    write_atomic(out_glb, glb_data)
+    return Path(out_glb), sidecar
