@@ -57,7 +57,7 @@ class KilnSceneProps(bpy.types.PropertyGroup):
     # -- output
     resolution: IntProperty(name="Grid", default=0, min=0, max=512,
                             description="Extraction grid resolution (0 = model default)")
-    faces: IntProperty(name="Face budget", default=0, min=0, max=500_000,
+    faces: IntProperty(name="Face budget", default=20_000, min=0, max=500_000,
                        description="Most faces in the mesh (0 = no limit)")
     texture: EnumProperty(name="Texture", items=TEXTURE_SIZES, default='0')
     texture_mode: EnumProperty(

@@ -1,11 +1,20 @@
-"""`python -m engine generate`: one prompt or picture -> FILE.glb + FILE.json."""
+"""`python -m engine generate`: one prompt or picture -> FILE.glb + FILE.json.
+
+The flags become a generate request checked by protocol.validate_generate, as the
+server checks the add-on's, so both take the same values and refuse with the same
+sentences; the output path is checked before the model loads. A refusal prints
+`error (code): message` on stderr and exits with status 2.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+from . import protocol
 from .errors import KilnError
+from .io import outputs
 from .protocol import EXTRACTORS
 
 
@@ -17,8 +26,10 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model default)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (model default)")
     p.add_argument("--sampler", choices=("euler", "heun"), default=None)
-    p.add_argument("--resolution", type=int, default=128, help="extraction grid resolution")
-    p.add_argument("--faces", type=int, default=20000, help="face budget")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="extraction grid resolution (default 128)")
+    p.add_argument("--faces", type=int, default=None,
+                   help="face budget (default 20000; 0 = no limit)")
     p.add_argument("--extractor", choices=EXTRACTORS, default=None,
                    help="marching cubes, or FlexiCubes (keeps sharp edges); default: the model's")
     p.add_argument("--texture", type=int, default=None,
@@ -30,21 +41,33 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output .glb path (a .json sidecar is written beside it)")
 
 
+def request(args) -> dict:
+    """The flags as a generate request, checked and normalised by validate_generate."""
+    msg = {"type": protocol.GENERATE, "mode": "text" if args.prompt is not None else "image",
+           "prompt": args.prompt, "image": args.image, "model": args.model, "out": args.out,
+           "texture_mode": "vertex" if args.vertex_colors else "uv",
+           "extractor": args.extractor}
+    msg.update({name: getattr(args, name) for name in protocol.NUMBER_FIELDS})
+    return protocol.validate_generate(msg)
+
+
 def main(args) -> int:
-    from .pipeline import Pipeline
     from .progress import StageBar
     bar = StageBar()
     try:
+        params = request(args)
+        out = Path(params["out"]).resolve()
+        outputs.check_writable(out)              # before the model loads or any work
+        from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
-        settings = dict(seed=args.seed, steps=args.steps, guidance=args.guidance,
-                        resolution=args.resolution, faces=args.faces, texture=args.texture,
-                        texture_mode="vertex" if args.vertex_colors else "uv",
-                        sampler=args.sampler, extractor=args.extractor, progress=bar)
-        if args.prompt is not None:
-            result = pipe.text_to_3d(args.prompt, **settings)
+        settings = {k: params[k] for k in protocol.NUMBER_FIELDS if k in params}
+        settings.update(texture_mode=params["texture_mode"], sampler=args.sampler,
+                        extractor=params["extractor"], progress=bar)
+        if params["mode"] == "text":
+            result = pipe.text_to_3d(params["prompt"], **settings)
         else:
-            result = pipe.image_to_3d(args.image, **settings)
-        glb, sidecar = pipe.export(result, args.out)
+            result = pipe.image_to_3d(params["image"], **settings)
+        glb, sidecar = pipe.export(result, out)
     except KilnError as exc:
         bar.close()
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)

@@ -6,6 +6,7 @@ Output convention (matches the training renders): RGB composited on white plus a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +16,14 @@ from .errors import BAD_IMAGE, KilnError
 
 KEY_TOLERANCE = 0.12     # colour-key distance (0..1 per channel, max-norm) to the corner colour
 MARGIN = 0.1             # padding around the object after cropping, fraction of its size
+MAX_SIDE = 2048          # pictures are shrunk to this on opening (the encoder sees far less)
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits per pixel
 
 
 def _read(image) -> np.ndarray:
     """A path or an array -> (H, W, 4) float32 in [0, 1]."""
     if isinstance(image, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
-        path = Path(image).expanduser()
-        if not path.is_file():
-            raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: no such file. Pick an "
-                            "existing PNG or JPEG.")
-        try:
-            with Image.open(path) as im:
-                array = np.asarray(im.convert("RGBA"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: it is not a picture "
-                            f"Pillow can open ({exc.__class__.__name__}). Save it as PNG or "
-                            "JPEG and try again.") from exc
+        array = np.asarray(_open(Path(image).expanduser()))
     else:
         array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 8:
@@ -41,6 +33,65 @@ def _read(image) -> np.ndarray:
     if array.shape[2] == 3:
         array = np.concatenate([array, np.ones_like(array[..., :1])], axis=2)
     return np.clip(array, 0.0, 1.0)
+
+
+def _open(path: Path):
+    """The picture at `path` as an 8-bit RGBA PIL image at most MAX_SIDE pixels a side,
+    shrunk right after opening (JPEGs decode at 1/2 to 1/8 size), before any conversion."""
+    from PIL import Image, UnidentifiedImageError
+    if not path.is_file():
+        raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: no such file. Pick an "
+                        "existing PNG or JPEG.")
+    try:
+        with Image.open(path) as im:
+            picture = _eight_bit(im) if im.mode in DEEP_MODES else im
+            if picture.mode in ("P", "PA", "1"):        # palettes resize without blending
+                picture = picture.convert("RGBA")
+            picture.thumbnail((MAX_SIDE, MAX_SIDE))
+            return picture.convert("RGBA")
+    except Image.DecompressionBombError as exc:
+        raise KilnError(BAD_IMAGE, f"The image {path} is too large to read safely "
+                        f"({_pixels(exc)}; Kiln reads up to {_bomb_limit()} pixels): resize "
+                        f"it to at most {MAX_SIDE} pixels a side and try again.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise KilnError(BAD_IMAGE, f"Cannot read the image {path}: it is not a picture "
+                        f"Pillow can open ({exc.__class__.__name__}). Save it as PNG or "
+                        "JPEG and try again.") from exc
+
+
+def _eight_bit(im):
+    """A 16-bit (or 32-bit, float) greyscale picture as 8-bit "L", or "LA" when one grey
+    value is transparent: convert("RGBA") would clip every value above 255 to white."""
+    from PIL import Image
+    values = np.asarray(im, dtype=np.float32)
+    grey = np.clip(values * (255.0 / _full_scale(im.mode, values)) + 0.5, 0, 255)
+    grey = grey.astype(np.uint8)
+    clear = im.info.get("transparency")
+    if isinstance(clear, (int, float)):
+        alpha = np.where(values == clear, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey, alpha], axis=2))
+    return Image.fromarray(grey)
+
+
+def _full_scale(mode: str, values: np.ndarray) -> float:
+    """The value that means white: 65535 for 16-bit pictures ("I" ones too, as 16-bit
+    PNG and TIFF open as "I" in older Pillows, unless every value fits in 8 bits)."""
+    peak = float(values.max(initial=0.0))
+    if mode.startswith("I;16") or peak > 255:
+        return 65535.0
+    return 1.0 if mode == "F" and peak <= 1 else 255.0
+
+
+def _pixels(exc: Exception) -> str:
+    """"N pixels" from Pillow's DecompressionBombError message, if it says."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+
+
+def _bomb_limit() -> str:
+    from PIL import Image
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)     # Pillow refuses above twice its limit
+    return f"{limit:,}"
 
 
 def remove_background(rgba_hxwx4: np.ndarray) -> np.ndarray:

@@ -19,14 +19,14 @@ import torch
 
 from . import __version__
 from .config import ModelConfig
-from .errors import BAD_PROMPT, BAD_REQUEST, KilnError
-from .protocol import EXTRACTORS
+from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError
+from .protocol import EXTRACTORS, MAX_PROMPT_CHARS, check_prompt  # noqa: F401 (one limit)
 from .io import outputs, weights
 from .models import Condition, build_model
 from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
 
-MAX_PROMPT_CHARS = 500
 POINT_CHUNK = 131072
+DEFAULT_FACES = 20000            # the face budget when none is given; 0 means no limit
 
 
 @dataclass
@@ -45,15 +45,14 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def check_prompt(prompt) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise KilnError(BAD_PROMPT, "The prompt is empty: type what you want to make, "
-                        "e.g. 'a red chair'.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise KilnError(BAD_PROMPT, f"The prompt has {len(prompt)} characters; keep it under "
-                        f"{MAX_PROMPT_CHARS} (the text encoder reads only the first few dozen "
-                        "words).")
-    return prompt.strip()
+def no_surface(mode: str) -> KilnError:
+    """The sentence for a field that gave no surface at all (nothing to mesh or paint)."""
+    if mode == "image":
+        return KilnError(BAD_IMAGE, "No surface came out of this picture: the model saw no "
+                         "object in it at this seed. Try another seed, or a picture of one "
+                         "object, large and centred, on a plain or transparent background.")
+    return KilnError(BAD_PROMPT, "No surface came out of this prompt at this seed: try "
+                     "another seed, or name one everyday object, e.g. 'a red chair'.")
 
 
 def _fit_weights(model, state: dict, folder: Path) -> None:
@@ -128,8 +127,9 @@ class Pipeline:
         """Write NAME.glb + NAME.json; refuses (KilnError) to replace files Kiln did not
         write, such as a user's NAME.json or a model folder's config.json."""
         from .io.glb import glb_bytes
-        out_glb = Path(out_glb).expanduser().resolve()
+        out_glb = Path(out_glb).expanduser()
         outputs.check_writable(out_glb)                   # before any work is spent
+        out_glb = out_glb.resolve()
         t0 = time.perf_counter()
         data = glb_bytes(result.mesh, extras={"kiln": result.meta})
         result.timings["export"] = time.perf_counter() - t0
@@ -152,7 +152,8 @@ class Pipeline:
         s = self.config.sampling
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
-                        resolution=int(resolution or 128), faces=int(faces or 20000),
+                        resolution=int(resolution or 128),
+                        faces=int(DEFAULT_FACES if faces is None else faces),
                         texture=int(texture or s.texture), texture_mode=texture_mode,
                         sampler=sampler or s.sampler, extractor=extractor or s.extractor)
         if settings["extractor"] not in EXTRACTORS:
@@ -169,6 +170,8 @@ class Pipeline:
         with self._stage("extract", timings, report):
             mesh = self.extract(planes, settings["resolution"], settings["faces"],
                                 settings["extractor"])
+        if mesh.num_faces == 0:
+            raise no_surface(meta["mode"])
         with self._stage("texture", timings, report):
             mesh = self.paint(planes, mesh, settings["texture"], texture_mode)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),

@@ -12,6 +12,7 @@ else there). Messages, in the order a session sees them:
     engine -> {"type":"result","id":"job-1","glb":"/abs/x.glb","json":"/abs/x.json","meta":{..}}
     engine -> {"type":"error","id":"job-1","code":"bad_request","message":"human sentence"}
     client -> {"type":"cancel","id":"job-1"}     engine -> {"type":"cancelled","id":"job-1",...}
+        (a cancel naming no running job -> {"type":"error","id":"job-9","code":"bad_request"})
     client -> {"type":"ping"}                    engine -> {"type":"pong"}
     client -> {"type":"shutdown"}                (the engine exits with status 0)
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -60,15 +62,17 @@ NUMBER_FIELDS = {
     "steps": (int, 1, 200, "the number of sampling steps"),
     "guidance": (float, 0.0, 30.0, "the guidance scale"),
     "resolution": (int, 32, 512, "the extraction grid resolution"),
-    "faces": (int, 100, 500_000, "the face budget"),
+    "faces": (int, 100, 500_000, "the face budget; 0 means no limit"),
     "texture": (int, 64, 4096, "the texture size in pixels"),
 }
 TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "model", "out")
 GENERATE_FIELDS = frozenset({"type", *TEXT_FIELDS, *NUMBER_FIELDS})
-MAX_PROMPT_CHARS = 1000
+NO_LIMIT_FIELDS = frozenset({"faces"})  # 0 is also accepted: no limit (no decimation)
+MAX_PROMPT_CHARS = 500  # the one prompt limit (pipeline, CLI, server, add-on)
 MAX_INT_DIGITS = 100    # far above any field's range; Python's int() stops at 4,300 digits
 MAX_SHOWN_CHARS = 40    # how much of a refused value an error sentence quotes
 PATH_FIELDS = ("image", "model", "out")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not a character
 
 
 # ---------------------------------------------------------------- encode / decode
@@ -221,7 +225,7 @@ def validate_generate(msg: dict) -> dict:
     if out["extractor"] is not None:          # None: the model's default (config sampling)
         out["extractor"] = _choice("extractor", out["extractor"], EXTRACTORS)
     if out["mode"] == "text":
-        out["prompt"] = _prompt(out["prompt"])
+        out["prompt"] = check_prompt(out["prompt"])
     else:
         out["image"] = _image_path(out["image"])
         out["prompt"] = (out["prompt"] or "").strip()
@@ -275,14 +279,24 @@ def _mode(mode, image) -> str:
     return _choice("mode", mode, MODES)
 
 
-def _prompt(prompt) -> str:
-    text = (prompt or "").strip()
+def check_prompt(prompt) -> str:
+    """The prompt, stripped; KilnError(BAD_PROMPT) when it is empty, too long or holds a
+    lone surrogate (half of a UTF-16 pair, e.g. "\\ud800" in JSON: no character, and
+    the tokenizer cannot read it). Refused rather than replaced: the user should see
+    what is sent, not a prompt with a character silently changed."""
+    text = prompt.strip() if isinstance(prompt, str) else ""
     if not text:
         raise KilnError(BAD_PROMPT, "The prompt is empty: type what you want to make, "
                         "e.g. 'a red chair'.")
     if len(text) > MAX_PROMPT_CHARS:
         raise KilnError(BAD_PROMPT, f"The prompt has {len(text)} characters: shorten it "
-                        f"to at most {MAX_PROMPT_CHARS}.")
+                        f"to at most {MAX_PROMPT_CHARS} (the text encoder reads only the "
+                        "first few dozen words).")
+    broken = _SURROGATE.search(text)
+    if broken:
+        raise KilnError(BAD_PROMPT, f"The prompt has a broken character at position "
+                        f"{broken.start() + 1} (U+{ord(broken.group()):04X}, half of a "
+                        "UTF-16 pair, not text): type or paste the prompt again.")
     return text
 
 
@@ -342,7 +356,7 @@ def _number(name: str, given):
         if value != value:  # NaN
             raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is not a number: '
                             f"{span}.")
-    if not low <= value <= high:
+    if not low <= value <= high and not (value == 0 and name in NO_LIMIT_FIELDS):
         raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is {_shown(given)}, out '
                         f"of range: {span}.")
     return value

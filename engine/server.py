@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, protocol
-from .errors import (BUSY, INTERNAL, MODEL_NOT_FOUND, WEIGHTS_INVALID, Cancelled,
-                     KilnError)
+from .errors import (BAD_REQUEST, BUSY, INTERNAL, MODEL_NOT_FOUND, WEIGHTS_INVALID,
+                     Cancelled, KilnError)
+from .io import outputs
 
 log = logging.getLogger("engine.server")
 
@@ -240,13 +241,21 @@ class Server:
                               "send this request again."))
 
     def cancel(self, job_id) -> None:
-        with self.lock:
+        """Stop the running job (the one named, if an id is given). A cancel naming no
+        running job -- it never came, or already ended -- is answered with an error
+        carrying that id; one without an id while idle has nothing to answer to."""
+        job_id = protocol.plain_id(job_id)
+        with self.lock:  # held while a job's final event is sent: that event comes first
             job = self.current
-        if job is None or (job_id is not None and str(job_id) != job.id):
-            log.info("cancel %r: no such running job (ignored)", job_id)
-            return
-        log.info("cancel %s at %s %d", job.id, job.stage or "start", job.step)
-        job.cancel.set()
+        if job is not None and job_id in (None, job.id):
+            log.info("cancel %s at %s %d", job.id, job.stage or "start", job.step)
+            job.cancel.set()
+        elif job_id is not None:
+            log.info("cancel %r: no such running job", job_id)
+            running = f"it runs {job.id!r}" if job else "it runs no job"
+            self.channel.send(protocol.error(job_id, BAD_REQUEST, f"The engine has no "
+                              f"running job {job_id!r} to cancel ({running}; a finished job "
+                              "has already sent its result): nothing was cancelled."))
 
     def stop(self, cancel: bool = True) -> None:
         """No more requests; `shutdown` also cancels the running job, end of input not."""
@@ -264,9 +273,9 @@ class Server:
             if job is None:
                 return
             final = self.run_job(job)
-            with self.lock:  # free the slot before answering, so a quick next
-                self.current = None  # request is never refused as busy
-            self.channel.send(final)
+            with self.lock:  # free the slot and answer at once: a quick next request
+                self.current = None  # is never refused as busy, and a late cancel's
+                self.channel.send(final)  # "no such job" never comes before the result
 
     def run_job(self, job: Job) -> dict:
         t0 = time.perf_counter()
@@ -309,6 +318,8 @@ class Server:
         if job.cancel.is_set():
             raise Cancelled(job.id)
         p = job.params
+        out = self.out_path(p)
+        outputs.check_writable(out)  # before any work: a bad output is refused at once
         pipe = self.pipeline_for(p.get("model"), progress)
         settings = {k: p[k] for k in protocol.NUMBER_FIELDS if k in p}
         settings["texture_mode"], settings["extractor"] = p["texture_mode"], p["extractor"]
@@ -316,7 +327,6 @@ class Server:
             res = pipe.image_to_3d(p["image"], progress=progress, **settings)
         else:
             res = pipe.text_to_3d(p["prompt"], progress=progress, **settings)
-        out = self.out_path(p)
         progress("export", 0, 1)
         t0 = time.perf_counter()
         glb, sidecar = pipe.export(res, str(out))
@@ -344,8 +354,7 @@ class Server:
             stem = _slug(p["prompt"] or Path(p["image"] or "image").stem)
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = self.out_dir / f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}.glb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return out.resolve()
+        return out.resolve()  # its folders are made when the result is written
 
     def result_meta(self, pipe, res, export_s: float) -> dict:
         meta = dict(getattr(res, "meta", None) or {})

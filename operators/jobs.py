@@ -37,14 +37,13 @@ def base_params(props, out_dir: str) -> dict:
     """The generate fields shared by every seed of one press (no seed, no out yet)."""
     params = {"mode": props.mode.lower(), "steps": props.steps,
               "guidance": round(props.guidance, 4),
-              "texture_mode": props.texture_mode.lower()}
+              "texture_mode": props.texture_mode.lower(), "faces": props.faces}
     if props.mode == 'TEXT':
         params["prompt"] = props.prompt.strip()
     else:
         params["image"] = prepare_image(props, out_dir)
         params["prompt"] = ""
-    for name, value in (("resolution", props.resolution), ("faces", props.faces),
-                        ("texture", int(props.texture))):
+    for name, value in (("resolution", props.resolution), ("texture", int(props.texture))):
         if value:
             params[name] = value
     return params

@@ -64,8 +64,8 @@ def _examples(args):
     for i, path in enumerate(files):
         try:
             yield make_mesh_example(path, i, args.views, args.res, args.points, args.up)
-        except (ValueError, OSError) as exc:
-            log(f"skipping {path.name}: {exc}")
+        except Exception as exc:  # a broken file (parsers raise all kinds): skip it, say why
+            log(f"skipping {path.name}: {type(exc).__name__}: {exc}")
 
 
 def write_dataset(args) -> dict:
@@ -84,12 +84,21 @@ def write_dataset(args) -> dict:
             log(f"dataset: {count} examples ({time.time() - t0:.0f}s)")
     if batch:
         shards.append(write_shard(args.out / f"shard-{len(shards):05d}", batch))
+    if count == 0:
+        raise SystemExit(_nothing_written(args))
     source = "procedural" if args.procedural is not None else str(args.meshes)
     write_index(args.out, shards, {"count": count, "source": source, "views": args.views,
                                    "res": args.res, "points": args.points,
                                    "start": args.start if args.procedural is not None else None})
     return {"out": str(args.out), "examples": count, "with_sdf": with_sdf,
             "shards": len(shards), "seconds": round(time.time() - t0, 2)}
+
+
+def _nothing_written(args) -> str:
+    if args.procedural is not None:
+        return f"--procedural {args.procedural} writes no examples: give a count of at least 1."
+    return (f"No example came out of {args.meshes}: every mesh file in it was skipped (the "
+            "reasons are above). Repair or re-export them (e.g. as .glb) and run again.")
 
 
 def contact_sheet(path: Path, res: int = 128, start: int = 0, columns: int = 6) -> dict:

@@ -24,6 +24,8 @@ GENERATOR = "kiln"               # the sidecar's "generator" value: Kiln wrote t
 LEGACY_KEYS = frozenset({"engine_version", "model", "timings", "counts"})
 MAX_SIDECAR_BYTES = 1 << 20      # Kiln's sidecars are a few kB; a bigger JSON is not ours
 FIX = "choose another output name or folder, or move that file away"
+PART = ".part"                   # suffix of a file while it is being written
+NAME_MAX = 255                   # bytes in one file name (ext4, APFS, NTFS, ...)
 
 
 def sidecar_path(out_glb: Path) -> Path:
@@ -31,12 +33,17 @@ def sidecar_path(out_glb: Path) -> Path:
 
 
 def check_writable(out_glb: Path) -> Path:
-    """The sidecar path for `out_glb`; KilnError(BAD_REQUEST) if either file is not Kiln's."""
+    """The sidecar path for `out_glb`; KilnError(BAD_REQUEST) naming the path and the fix
+    if Kiln could not write the pair there: a name no file can have (NUL, too long), a
+    folder that cannot be made or written in, or files that are not Kiln's. Cheap (a few
+    stats), so callers run it before any generation work."""
     out_glb = Path(out_glb)
-    sidecar = sidecar_path(out_glb)
     if out_glb.suffix.lower() != ".glb":
         raise KilnError(BAD_REQUEST, f"The output {out_glb} does not end in .glb: name it "
                         "like 'chair.glb' (its sidecar becomes 'chair.json').")
+    _check_name(out_glb)
+    _check_folder(out_glb.parent)
+    sidecar = sidecar_path(out_glb)
     for path in (out_glb, sidecar):
         if _occupied(path) and not path.is_file():
             raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
@@ -51,8 +58,53 @@ def check_writable(out_glb: Path) -> Path:
     return sidecar
 
 
+def _check_name(out_glb: Path) -> None:
+    """Every part of the path must be a name a file can have, the longest one written
+    (NAME.json.part) included."""
+    text = str(out_glb)
+    if "\x00" in text:
+        raise KilnError(BAD_REQUEST, f"The output path {text[:80]!r} contains a NUL "
+                        "character, which no file name can hold: choose another name.")
+    names = [*out_glb.parent.parts, sidecar_path(out_glb).name + PART]
+    try:
+        sizes = [len(os.fsencode(name)) for name in names]
+    except UnicodeError:
+        raise KilnError(BAD_REQUEST, f"The output path {text[:80]!r} has characters no "
+                        "file name can hold: choose another name.") from None
+    if max(sizes) > NAME_MAX:
+        name = names[sizes.index(max(sizes))]
+        raise KilnError(BAD_REQUEST, f"The output name {name[:40]!r}... is too long "
+                        f"({max(sizes)} bytes, counting the file Kiln writes beside the "
+                        f"result; a file name holds at most {NAME_MAX}): choose a shorter "
+                        "name.")
+
+
+def _check_folder(folder: Path) -> None:
+    """The nearest existing folder above the result must be a folder Kiln may write in
+    (the missing ones below it are made when the result is written)."""
+    existing = folder
+    while not _occupied(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise KilnError(BAD_REQUEST, f"Kiln cannot make the output folder {folder}: "
+                        f"{existing} is a file, not a folder; choose another output folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise KilnError(BAD_REQUEST, f"Kiln may not write in the folder {existing} (it is "
+                        "read-only for this user): choose another output folder, or allow "
+                        "writing there.")
+
+
 def _occupied(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
+    """Whether anything (even a broken link) is at `path`."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise KilnError(BAD_REQUEST, f"Kiln cannot look at {path} ("
+                        f"{exc.strerror or type(exc).__name__}): choose another output "
+                        "folder, or check the permissions of this one.") from None
+    return True
 
 
 def is_kiln_sidecar(path: Path) -> bool:
@@ -76,7 +128,7 @@ def sidecar_bytes(meta: dict) -> bytes:
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to path.part, then rename it over `path`; no .part stays on failure."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(path.name + PART)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

@@ -331,6 +331,35 @@ def test_dataset_cli_procedural_and_meshes(tmp_path):
     assert inside[:, 2].abs().max() > inside[:, 1].abs().max() + 0.1
 
 
+def _broken_meshes(folder):
+    folder.mkdir()
+    (folder / "a.glb").write_bytes(b"not a mesh")
+    (folder / "b.obj").write_text("v 1 2\nf 9 9 9\n")                # IndexError in trimesh
+    (folder / "c.stl").write_bytes(b"")
+    return ["--meshes", str(folder)], f"No example came out of {folder}"
+
+
+def _no_procedural(folder):
+    return ["--procedural", "0"], "--procedural 0 writes no examples"
+
+
+@pytest.mark.parametrize("source", [_broken_meshes, _no_procedural],
+                         ids=["only-broken-meshes", "procedural-0"])
+def test_dataset_cli_that_writes_nothing_fails_with_a_sentence(tmp_path, source):
+    """Only broken meshes used to exit 0 with "examples": 0 (or raise an IndexError)."""
+    import argparse
+    from engine.data import cli
+    argv, words = source(tmp_path / "meshes")
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([*argv, "--out", str(tmp_path / "out"), "--res", "16"])
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert isinstance(info.value.code, str), info.value.code    # exit status 1, a sentence
+    assert words in info.value.code and info.value.code.endswith(".")
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
 def test_textured_glb_colours_follow_uv_and_base_colour(tmp_path):
     trimesh = pytest.importorskip("trimesh")
     from PIL import Image

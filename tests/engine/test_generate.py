@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -149,9 +148,133 @@ def test_a_failed_write_is_a_sentence_and_leaves_no_part_file(pipe, result, tmp_
     def full_disk(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(outputs, "os", SimpleNamespace(replace=full_disk))
+    monkeypatch.setattr(outputs.os, "replace", full_disk)
     with pytest.raises(KilnError) as info:
         pipe.export(result, tmp_path / "mug.glb")
     assert info.value.code == "bad_request" and "No space left" in info.value.message
     assert str(tmp_path / "mug.glb") in info.value.message
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- the CLI checks like the server
+def _cli(venv_python, repo_root, tmp_path, *argv):
+    """`python -m engine generate` with a model that does not exist: whatever it refuses
+    was refused before any model was loaded."""
+    cmd = [venv_python, "-m", "engine", "generate", "--model", str(tmp_path / "no-model"),
+           "--device", "cpu", *argv]
+    return subprocess.run(cmd, cwd=repo_root, capture_output=True, timeout=300)
+
+
+def _cli_refused(done, code: str, *words) -> str:
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, stderr
+    assert f"error ({code}): " in stderr and "Traceback" not in stderr, stderr
+    assert all(word in stderr for word in words), stderr
+    assert done.stdout == b""
+    return stderr
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--steps", "0"], '"steps" field (the number of sampling steps) is 0, out of range'),
+    (["--faces", "50"], '"faces" field (the face budget; 0 means no limit) is 50'),
+    (["--seed", "-5"], '"seed" field (the random seed) is -5, out of range'),
+    (["--resolution", "7"], "is 7, out of range: use a value from 32 to 512"),
+    (["--guidance", "nan"], "not a number"),
+], ids=["steps-0", "faces-50", "seed-negative", "resolution-7", "guidance-nan"])
+def test_cli_refuses_what_the_protocol_refuses_in_its_words(venv_python, repo_root, tmp_path,
+                                                           flags, words):
+    done = _cli(venv_python, repo_root, tmp_path, "--prompt", "a red chair", "--out",
+                str(tmp_path / "x.glb"), *flags)
+    _cli_refused(done, "bad_request", words)
+    assert not (tmp_path / "x.glb").exists()
+
+
+def test_cli_refuses_a_prompt_argv_could_not_decode(venv_python, repo_root, tmp_path):
+    done = _cli(venv_python, repo_root, tmp_path, "--prompt", b"caf\xe9 chair", "--out",
+                str(tmp_path / "x.glb"))
+    _cli_refused(done, "bad_prompt", "broken character at position 4")
+
+
+def _under_a_file(tmp_path):
+    (tmp_path / "somefile.txt").write_text("notes")
+    return tmp_path / "somefile.txt" / "x.glb", "is a file, not a folder"
+
+
+def _a_folder(tmp_path):
+    (tmp_path / "chair.glb").mkdir()
+    return tmp_path / "chair.glb", "it is a folder"
+
+
+def _a_long_name(tmp_path):
+    return tmp_path / ("a" * 300 + ".glb"), "too long"
+
+
+@pytest.mark.parametrize("make", [_under_a_file, _a_folder, _a_long_name],
+                         ids=["under-a-file", "a-folder", "300-characters"])
+def test_cli_refuses_an_output_it_cannot_write_before_loading_the_model(
+        venv_python, repo_root, tmp_path, make):
+    out, words = make(tmp_path)
+    done = _cli(venv_python, repo_root, tmp_path, "--prompt", "a red chair", "--out", str(out))
+    stderr = _cli_refused(done, "bad_request", words)
+    assert str(out)[:60] in stderr or repr(out.name[:40]) in stderr
+
+
+# ---------------------------------------------------------------- one prompt check, faces 0
+def test_the_pipeline_checks_prompts_as_the_protocol_does(pipe):
+    from engine import pipeline, protocol
+    assert pipeline.MAX_PROMPT_CHARS == protocol.MAX_PROMPT_CHARS
+    too_long = "a" * (protocol.MAX_PROMPT_CHARS + 1)
+    with pytest.raises(KilnError) as info:
+        pipe.text_to_3d(too_long)
+    with pytest.raises(KilnError) as same:
+        protocol.validate_generate({"prompt": too_long})
+    assert info.value.message == same.value.message
+    with pytest.raises(KilnError) as info:           # the tokenizer raised TypeError
+        pipe.text_to_3d("a red \ud800 chair")
+    assert info.value.code == "bad_prompt" and "broken character" in info.value.message
+
+
+def test_faces_0_means_no_limit(pipe):
+    run = lambda faces: pipe.text_to_3d("a mug", seed=1, resolution=32,  # noqa: E731
+                                        faces=faces, texture_mode="vertex")
+    unlimited, budget, default = run(0), run(500), run(None)
+    assert unlimited.meta["faces"] == 0 and default.meta["faces"] == 20000
+    assert len(budget.mesh.faces_fx3) <= 525 < len(unlimited.mesh.faces_fx3)
+
+
+@pytest.mark.parametrize("mode, code", [("text", "bad_prompt"), ("image", "bad_image")])
+def test_a_field_with_no_surface_is_a_sentence_not_an_unwrap_error(pipe, tmp_path,
+                                                                  monkeypatch, mode, code):
+    import torch
+    from PIL import Image
+    nothing = lambda points: torch.ones(len(points))                 # noqa: E731
+    grey = lambda points: torch.full((len(points), 3), 0.5)          # noqa: E731
+    monkeypatch.setattr(pipe, "field_fns", lambda planes: (nothing, grey))
+    monkeypatch.setattr(pipe, "flexi_head_fn", lambda planes: None)
+    picture = tmp_path / "ref.png"
+    im = Image.new("RGB", (64, 64), "white")
+    im.paste((200, 30, 30), (16, 16, 48, 48))
+    im.save(picture)
+    for extractor in ("mc", "flexicubes"):
+        with pytest.raises(KilnError) as info:
+            if mode == "text":
+                pipe.text_to_3d("a mug", resolution=32, extractor=extractor)
+            else:
+                pipe.image_to_3d(picture, resolution=32, extractor=extractor)
+        assert info.value.code == code and "No surface came out" in info.value.message
+        assert "another seed" in info.value.message
+
+
+def test_export_refuses_a_nul_or_over_long_name_in_a_sentence(pipe, result, tmp_path):
+    for out, words in ((tmp_path / "mu\x00g.glb", "NUL character"),
+                       (tmp_path / ("a" * 300 + ".glb"), "too long")):
+        err = _refused_at_once(pipe, result, out)
+        assert words in err.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def _refused_at_once(pipe, result, out) -> KilnError:
+    with pytest.raises(KilnError) as info:
+        pipe.export(result, out)
+    assert info.value.code == "bad_request"
+    return info.value

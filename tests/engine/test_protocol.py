@@ -158,12 +158,39 @@ def test_edges_of_every_range_are_accepted():
     ({"prompt": 5}, BAD_REQUEST, '"prompt" field must be a string'),
     ({"prompt": "a", "id": ""}, BAD_REQUEST, '"id" field'),
     ({"prompt": "a", "out": "x.obj"}, BAD_REQUEST, "does not end in .glb"),
-    ({"prompt": "a" * 1001}, BAD_PROMPT, "at most 1000"),
+    ({"prompt": "a" * (protocol.MAX_PROMPT_CHARS + 1)}, BAD_PROMPT,
+     f"at most {protocol.MAX_PROMPT_CHARS}"),
     ({"mode": "image"}, BAD_IMAGE, "Image mode needs a picture"),
 ])
 def test_other_bad_fields_are_refused(msg, code, words):
     err = refused(msg)
     assert err.code == code and words in err.message
+
+
+@pytest.mark.parametrize("prompt, position", [("\ud800", 1), ("a red \udfff chair", 7),
+                                              ("caf\udce9", 4)],
+                         ids=["lone-high", "lone-low", "undecodable-argv-byte"])
+def test_a_lone_surrogate_in_the_prompt_is_refused_with_a_sentence(prompt, position):
+    """Half of a UTF-16 pair (JSON "\\ud800", or a byte argv could not decode) is no
+    character: the tokenizer raised TypeError on it, which reached the user as
+    "internal". Refused, not replaced, so the user sees what was sent."""
+    line = json.dumps({"type": "generate", "prompt": prompt})    # how it arrives
+    err = refused(protocol.decode(line))
+    assert err.code == BAD_PROMPT and f"at position {position}" in err.message
+    assert "type or paste the prompt again" in err.message
+    with pytest.raises(KilnError):
+        protocol.check_prompt(prompt)
+    assert protocol.check_prompt(" a red \U0001F600 chair ") == "a red \U0001F600 chair"
+
+
+def test_faces_0_means_no_limit_and_other_small_budgets_are_refused():
+    assert protocol.validate_generate({"prompt": "a mug", "faces": 0})["faces"] == 0
+    assert "0 means no limit" in protocol.NUMBER_FIELDS["faces"][3]
+    err = refused({"prompt": "a mug", "faces": 50})
+    assert err.code == BAD_REQUEST and "0 means no limit" in err.message
+    assert "from 100 to 500000" in err.message
+    err = refused({"prompt": "a mug", "steps": 0})        # no other field takes 0 so
+    assert "out of range" in err.message
 
 
 @pytest.mark.parametrize("field, code", [("image", BAD_IMAGE), ("out", BAD_REQUEST),

@@ -189,6 +189,15 @@ def _nul_in_image_path(engine):
     return engine.generate(mode="image", image=str(ROOT / "ref\x00.png"))
 
 
+def _out_under_a_file(engine):
+    return engine.generate(prompt="a red chair", out=str(ROOT / "README.md" / "x.glb"))
+
+
+def _cancel_unknown_job(engine):
+    engine.send({"type": "cancel", "id": "ghost"})
+    return "ghost"
+
+
 @pytest.mark.parametrize("send, code, words", [
     (_malformed, BAD_REQUEST, "not valid JSON"),
     (_unknown_type, BAD_REQUEST, "Unknown message type 'explode'"),
@@ -200,8 +209,11 @@ def _nul_in_image_path(engine):
     (_huge_seed, BAD_REQUEST, "5000 digits"),
     (_huge_guidance, BAD_REQUEST, "401 digits"),
     (_nul_in_image_path, BAD_IMAGE, "NUL character"),
+    (_out_under_a_file, BAD_REQUEST, "README.md is a file, not a folder"),
+    (_cancel_unknown_job, BAD_REQUEST, "no running job 'ghost' to cancel"),
 ], ids=["malformed", "unknown-type", "empty-prompt", "missing-image", "unreadable-image",
-        "unknown-model", "bad-number", "huge-seed", "huge-guidance", "nul-in-image-path"])
+        "unknown-model", "bad-number", "huge-seed", "huge-guidance", "nul-in-image-path",
+        "out-under-a-file", "cancel-unknown-job"])
 def test_bad_request_gets_a_clear_error_then_the_next_generate_works(engine, send, code,
                                                                      words):
     request_id = send(engine)
@@ -324,6 +336,73 @@ def test_each_error_carries_its_requests_id_and_the_next_request_is_accepted(
     assert error["type"] == "error" and error["id"] == request_id, error
     assert error["code"] == code and error["message"].endswith("."), error
     assert server.current is not None and server.current.id == "next"
+
+
+def _replies(stream) -> list[dict]:
+    return [json.loads(text) for text in stream.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("lines, running", [
+    ([], "it runs no job"),
+    ([NEXT], "it runs 'next'"),
+], ids=["idle", "busy"])
+def test_a_cancel_naming_no_running_job_is_answered_with_its_id(tmp_path, lines, running):
+    server, stream = in_process_server(tmp_path)
+    cancel = json.dumps({"type": "cancel", "id": "ghost"})
+    server.read_forever(io.StringIO("\n".join([*lines, cancel, ""])))
+    error, = _replies(stream)
+    assert error["type"] == "error" and error["id"] == "ghost", error
+    assert error["code"] == BAD_REQUEST and running in error["message"]
+    assert "nothing was cancelled" in error["message"]
+    assert server.current is None or not server.current.cancel.is_set()
+
+
+def test_a_cancel_without_an_id_while_idle_needs_no_answer(tmp_path):
+    server, stream = in_process_server(tmp_path)
+    server.read_forever(io.StringIO('{"type": "cancel"}\n'))
+    assert _replies(stream) == []
+
+
+def _under_a_file(folder: Path) -> str:
+    (folder / "notes.txt").write_text("notes")
+    return str(folder / "notes.txt" / "x.glb")
+
+
+def _a_folder(folder: Path) -> str:
+    (folder / "chair.glb").mkdir()
+    return str(folder / "chair.glb")
+
+
+def _a_long_name(folder: Path) -> str:
+    return str(folder / ("a" * 300 + ".glb"))
+
+
+def _read_only(folder: Path) -> str:
+    (folder / "locked").mkdir()
+    return str(folder / "locked" / "x.glb")
+
+
+@pytest.mark.parametrize("make, words", [
+    (_under_a_file, "notes.txt is a file, not a folder"),
+    (_a_folder, "it is a folder"),
+    (_a_long_name, "too long"),
+    (_read_only, "may not write in the folder"),
+], ids=["under-a-file", "a-folder", "300-characters", "read-only"])
+def test_an_output_the_engine_cannot_write_is_refused_before_the_job_starts(
+        tmp_path, monkeypatch, make, words):
+    """The fake pipeline cannot generate: reaching it would be an "internal" error. As
+    root every folder is writable, so the read-only answer is simulated."""
+    from engine.protocol import validate_generate
+    from engine.server import Job
+    server, stream = in_process_server(tmp_path)
+    out = make(tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "locked")
+    job = Job("j1", validate_generate({"id": "j1", "prompt": "a chair", "out": out}))
+    final = server.run_job(job)
+    assert final["type"] == "error" and final["id"] == "j1", final
+    assert final["code"] == BAD_REQUEST and words in final["message"], final
+    assert "choose a" in final["message"]                 # ...nother folder, ...shorter name
+    assert _replies(stream) == []                         # no progress: nothing started
 
 
 def _alive(pid: int) -> bool:
