@@ -5,7 +5,10 @@
     pipe.export(res, "chair.glb")            # chair.glb + chair.json
 
 Stages (each timed, each reported to `progress(stage, step, total)`):
-condition -> sample -> decode -> extract -> texture (-> export).
+condition -> sample -> decode -> extract -> texture (-> export). Inside extract and texture
+the geometry code ticks between pieces of work, and each tick reports the stage again (at
+most every TICK_SECONDS): a progress callback that raises (the server's `Cancelled`) stops
+those stages within a fraction of a second.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
 
 POINT_CHUNK = 131072
 DEFAULT_FACES = 20000            # the face budget when none is given; 0 means no limit
+TICK_SECONDS = 0.02              # a stage's ticks report it again at most this often
 
 
 @dataclass
@@ -167,23 +171,24 @@ class Pipeline:
             z = self.sample_latent(cond, settings, report)
         with self._stage("decode", timings, report):
             planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
-        with self._stage("extract", timings, report):
+        with self._stage("extract", timings, report) as tick:
             mesh = self.extract(planes, settings["resolution"], settings["faces"],
-                                settings["extractor"])
+                                settings["extractor"], tick=tick)
         if mesh.num_faces == 0:
             raise no_surface(meta["mode"])
-        with self._stage("texture", timings, report):
-            mesh = self.paint(planes, mesh, settings["texture"], texture_mode)
+        with self._stage("texture", timings, report) as tick:
+            mesh = self.paint(planes, mesh, settings["texture"], texture_mode, tick=tick)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),
                     **settings)
         return Result(mesh=mesh, timings=timings, meta=meta)
 
     @contextmanager
     def _stage(self, name: str, timings: dict, report):
+        """Report, time and run one stage; yields its tick (see `_ticker`)."""
         report(name, 0, 1)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            yield
+            yield _ticker(report, name)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         timings[name] = time.perf_counter() - t0
@@ -200,19 +205,24 @@ class Pipeline:
                     lambda i, n, _x: report("sample", i, n))
         return x / self.config.latent_scale + self.config.latent_shift
 
-    def _chunked(self, fn):
-        """fn(points (1, K, 3) on the device) -> (1, K, ...) as a CPU function of (N, 3)."""
+    def _chunked(self, fn, tick=None):
+        """fn(points (1, K, 3) on the device) -> (1, K, ...) as a CPU function of (N, 3);
+        tick() before each chunk of POINT_CHUNK points."""
+        tick = tick or (lambda: None)
+
         def query(points_nx3):
-            out = [fn(chunk.to(self.device, torch.float32)[None])[0]
-                   for chunk in points_nx3.split(POINT_CHUNK)]
+            out = []
+            for chunk in points_nx3.split(POINT_CHUNK):
+                tick()
+                out.append(fn(chunk.to(self.device, torch.float32)[None])[0])
             return torch.cat(out).float().cpu()
         return query
 
-    def field_fns(self, planes):
+    def field_fns(self, planes, tick=None):
         """sdf_fn / rgb_fn over object-space points (N, 3) for the geometry stages."""
         field = self.model.vae.field
-        return (self._chunked(lambda p: field(planes, p)[0]),
-                self._chunked(lambda p: field(planes, p)[1]))
+        return (self._chunked(lambda p: field(planes, p)[0], tick),
+                self._chunked(lambda p: field(planes, p)[1], tick))
 
     def flexi_head_fn(self, planes):
         """points (K, 3) -> the field's raw FlexiCubes outputs (K, 24), or None when this
@@ -222,25 +232,40 @@ class Pipeline:
             return None
         return self._chunked(lambda p: field.flexi(planes, p))
 
-    def extract(self, planes, resolution: int, faces: int, extractor: str = "mc"):
+    def extract(self, planes, resolution: int, faces: int, extractor: str = "mc", tick=None):
         """Field -> closed mesh within the face budget; extractor "mc" (marching cubes) or
         "flexicubes" (Kiln's FlexiCubes: the field's own weights and deformation where the
-        model was fine-tuned for them, else sharp-feature vertex placement)."""
+        model was fine-tuned for them, else sharp-feature vertex placement). tick: called
+        between pieces of work (it may raise to stop)."""
         from .geometry.extract import extract_surface
         from .geometry.mesh import Mesh
         from .geometry.mesh_ops import clean
-        sdf_fn, _ = self.field_fns(planes)
+        sdf_fn, _ = self.field_fns(planes, tick)
         if extractor == "flexicubes":
             from .geometry.flexicubes import extract_flexicubes
             mesh = Mesh(*extract_flexicubes(sdf_fn, resolution,
-                                            head_fn=self.flexi_head_fn(planes)))
+                                            head_fn=self.flexi_head_fn(planes), tick=tick))
         else:
-            mesh = extract_surface(sdf_fn, resolution=resolution)
-        return clean(mesh, target_faces=faces)
+            mesh = extract_surface(sdf_fn, resolution=resolution, tick=tick)
+        return clean(mesh, target_faces=faces, tick=tick)
 
-    def paint(self, planes, mesh, size: int, mode: str):
+    def paint(self, planes, mesh, size: int, mode: str, tick=None):
         from .geometry.texture import bake_texture, vertex_colors
-        sdf_fn, rgb_fn = self.field_fns(planes)
+        sdf_fn, rgb_fn = self.field_fns(planes, tick)
         if mode == "vertex":
-            return vertex_colors(mesh, rgb_fn)
-        return bake_texture(mesh, rgb_fn, size=size, sdf_fn=sdf_fn)
+            return vertex_colors(mesh, rgb_fn, tick=tick)
+        return bake_texture(mesh, rgb_fn, size=size, sdf_fn=sdf_fn, tick=tick)
+
+
+def _ticker(report, stage: str):
+    """tick() for the work inside a stage: reports (stage, 0, 1) again -- the stage's own
+    start event, so nothing new for a listener -- at most every TICK_SECONDS; the server's
+    progress callback raises there once the job is cancelled."""
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        if now - last[0] >= TICK_SECONDS:
+            last[0] = now
+            report(stage, 0, 1)
+    return tick

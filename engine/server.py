@@ -2,10 +2,13 @@
 
 The model loads once; then a reader thread reads requests from stdin while jobs run on
 the main thread. The reader answers ping, cancel and shutdown at once, even mid-job;
-the job's progress callback emits `progress` events and raises `Cancelled` at the next
-step after a cancel. stdout carries protocol lines only: the real stdout is kept as a
-private handle and file descriptor 1 is pointed at stderr, so stray prints (ours,
-a library's, or C code's) land in the log instead of corrupting the protocol.
+the job's progress callback emits `progress` events and raises `Cancelled` at its next
+call after a cancel: each sampling step, each stage start, and the ticks inside the
+geometry stages (extraction, clean-up, unwrap, bake), which come every few hundredths of
+a second (a call that repeats the last stage, step and total only checks for a cancel).
+stdout carries protocol lines only: the real stdout is kept as a private handle and
+file descriptor 1 is pointed at stderr, so stray prints (ours, a library's, or C code's)
+land in the log instead of corrupting the protocol.
 
 Exit status: 0 after `shutdown` (which cancels a running job) or end of input (which
 lets it finish); 2 when the model cannot be found or its weights are invalid (an
@@ -159,6 +162,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     stage: str = ""
     step: int = 0
+    total: int = 0
 
 
 class Server:
@@ -309,7 +313,9 @@ class Server:
                 time.sleep(delay)
             if job.cancel.is_set():
                 raise Cancelled(job.id)
-            job.stage, job.step = stage, int(step)
+            if (stage, int(step), int(total)) == (job.stage, job.step, job.total):
+                return  # a tick inside the stage: nothing new to report
+            job.stage, job.step, job.total = stage, int(step), int(total)
             self.channel.send(protocol.progress(job.id, stage, step, total))
         return progress
 

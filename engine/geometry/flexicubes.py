@@ -44,7 +44,8 @@ Only cubes with a sign change are processed: after the (cheap, byte-sized) confi
 the grid, the work runs over the K crossed edges of the surface cubes, so memory and time grow
 with the surface. Everything is differentiable with respect to sdf_n, the weights, deform_nx3 and
 x_nx3 (topology is piecewise constant). Faces are int32. The device follows the inputs; nothing
-defaults to CUDA.
+defaults to CUDA. `tick`, where a function takes it, is called with no arguments between pieces
+of work; it may raise (the engine's `Cancelled`) to stop the extraction.
 """
 
 from __future__ import annotations
@@ -58,8 +59,15 @@ import torch
 from .flexicubes_tables import CORNERS_8x3, EDGES_12x2, MAX_GROUPS, build_tables
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
+Tick = Callable[[], None]
+
+
+def _no_tick() -> None:
+    pass
 
 WEIGHT_SCALE = 0.99
+SLAB = 32                  # grid planes filled between two ticks
+CUBES_PER_TICK = 1 << 16   # surface cubes handled between two ticks
 
 # neighbour cubes around the edge owned by a cube's corner 0, in right-handed cyclic order
 # about the edge's axis: (cube offset (dx, dy, dz), local edge index in that cube)
@@ -120,14 +128,18 @@ class FlexiCubes:
 
     @staticmethod
     def grid_vertices(res: int, bound: float = 1.0, device: str | torch.device = "cpu",
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Just the (res+1)^3 x 3 vertices of `grid` (what `extract` needs; cubes_fx8=None)."""
+                      dtype: torch.dtype = torch.float32, tick: Tick | None = None) -> torch.Tensor:
+        """Just the (res+1)^3 x 3 vertices of `grid` (what `extract` needs; cubes_fx8=None),
+        filled SLAB planes of x at a time (a tick before each)."""
         r1 = res + 1
         axis = torch.linspace(-bound, bound, r1, device=device, dtype=dtype)
         verts = torch.empty((r1, r1, r1, 3), device=device, dtype=dtype)
-        verts[..., 0] = axis[:, None, None]
-        verts[..., 1] = axis[None, :, None]
-        verts[..., 2] = axis[None, None, :]
+        for start in range(0, r1, SLAB):
+            (tick or _no_tick)()
+            slab = verts[start:start + SLAB]
+            slab[..., 0] = axis[start:start + SLAB, None, None]
+            slab[..., 1] = axis[None, :, None]
+            slab[..., 2] = axis[None, None, :]
         return verts.reshape(-1, 3)
 
     def __call__(self, *args, **kwargs):
@@ -138,6 +150,7 @@ class FlexiCubes:
                 alpha_fx8: torch.Tensor | None = None, gamma_f: torch.Tensor | None = None,
                 deform_nx3: torch.Tensor | None = None, training: bool = False,
                 normal_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                tick: Tick | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (verts_vx3, faces_fx3 int32, l_dev_d) for the zero level set of sdf_n.
 
@@ -150,9 +163,13 @@ class FlexiCubes:
         its crossings' tangent planes, regularised towards the paper's weighted mean and kept in
         its cube (a dual-contouring QEF): sharp edges and curved surfaces come out far closer to
         the true surface. Gradients flow through normal_fn only if it is differentiable.
+        tick: called between the steps.
         """
+        tick = tick or _no_tick
+        tick()
         _check_inputs(x_nx3, sdf_n, cubes_fx8, res)
-        surf = _surface_cubes(sdf_n, res)
+        surf = _surface_cubes(sdf_n, res, tick)
+        tick()
         if surf is None:
             return _empty(x_nx3, sdf_n)
         cube_s, row_s = surf
@@ -164,11 +181,16 @@ class FlexiCubes:
         cr = _crossing_list(cube_s, eg_sx12, vd_start_s, res)
         u_kx3, w_k = _edge_crossings(x_nx3, sdf_n, cr, alpha_fx8, beta_fx12, deform_nx3, res)
         vd_vx3 = _scatter_mean(w_k[:, None] * u_kx3, w_k, cr.vd_k, num_vd)
+        tick()
         if normal_fn is not None:
             n_kx3 = _crossing_normals(normal_fn, u_kx3, cr, shared=alpha_fx8 is None)
+            tick()
             bounds = _cube_bounds(x_nx3, deform_nx3, cube_s, ng_s, res)
-            vd_vx3 = _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr, eg_sx12, ng_s, bounds)
+            tick()
+            vd_vx3 = _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr, eg_sx12, ng_s, bounds, tick)
+            tick()
         quads_qx4 = _quads(cube_s, sdf_n, eg_sx12, vd_start_s, res)
+        tick()
         gamma_v = None
         if gamma_f is not None:
             gamma_v = _split_weight(gamma_f.index_select(0, cube_s)).repeat_interleave(ng_s, 0)
@@ -212,12 +234,13 @@ def _case_grid(inside_rrr: torch.Tensor) -> torch.Tensor:
     return g[:, :, :-1] | (g[:, :, 1:] << 4)
 
 
-def _surface_cubes(sdf_n: torch.Tensor, res: int):
+def _surface_cubes(sdf_n: torch.Tensor, res: int, tick: Tick = _no_tick):
     """-> (cube ids (S,) sorted, table rows (S,)) of cubes with a sign change, or None."""
     t = _tables(sdf_n.device)
     with torch.no_grad():
         inside = (sdf_n.detach().reshape(res + 1, res + 1, res + 1) < 0)
         case_flat = _case_grid(inside).reshape(-1)
+        tick()
         cube_s = ((case_flat + 1) > 1).nonzero().squeeze(1)            # uint8: 255 + 1 wraps to 0
         if cube_s.numel() == 0:
             return None
@@ -347,7 +370,8 @@ QEF_REG = 0.02
 QEF_OPPOSED_DOT = -0.3
 
 
-def _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr: _Crossings, eg_sx12, ng_s, bounds):
+def _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr: _Crossings, eg_sx12, ng_s, bounds,
+                  tick: Tick = _no_tick):
     """Dual vertices minimising sum_k w_k (n_k . (v - u_k))^2 + QEF_REG * sum_k w_k |v - m|^2
     (m = the weighted mean), clamped to the cube's bounding box. (V, 3)"""
     num_vd = vd_vx3.shape[0]
@@ -360,21 +384,27 @@ def _qef_vertices(u_kx3, w_k, n_kx3, vd_vx3, cr: _Crossings, eg_sx12, ng_s, boun
     a = a.reshape(-1, 3, 3) + (QEF_REG * wsum + 1e-12)[:, None, None] * eye
     vd = vd_vx3 + torch.linalg.solve(a, b)
     vd = torch.minimum(torch.maximum(vd, bounds[0]), bounds[1])
+    tick()
     # two sides of a thin part or a pinch in one patch (opposing normals): keep the weighted mean
-    opposed = _min_normal_dot(n_kx3, cr, eg_sx12, ng_s) < QEF_OPPOSED_DOT
+    opposed = _min_normal_dot(n_kx3, cr, eg_sx12, ng_s, tick) < QEF_OPPOSED_DOT
     return torch.where(opposed[:, None], vd_vx3, vd)
 
 
-def _min_normal_dot(n_kx3, cr: _Crossings, eg_sx12, ng_s) -> torch.Tensor:
-    """Smallest dot product between two crossing normals of the same dual vertex, (V,)."""
+def _min_normal_dot(n_kx3, cr: _Crossings, eg_sx12, ng_s, tick: Tick = _no_tick) -> torch.Tensor:
+    """Smallest dot product between two crossing normals of the same dual vertex, (V,);
+    CUBES_PER_TICK surface cubes at a time."""
     with torch.no_grad():
         n_sx12x3 = n_kx3.new_zeros(eg_sx12.shape + (3,))
         n_sx12x3[cr.k_s, cr.k_e] = n_kx3.detach()
-        same = (eg_sx12[:, :, None] == eg_sx12[:, None, :]) & (eg_sx12[:, :, None] >= 0)
-        dots = torch.bmm(n_sx12x3, n_sx12x3.transpose(1, 2)).masked_fill(~same, 2.0)
-        per_edge = dots.amin(2).masked_fill(eg_sx12 < 0, 2.0)                  # (S, 12)
-        out = per_edge.new_full((eg_sx12.shape[0], MAX_GROUPS), 2.0)
-        out = out.scatter_reduce(1, eg_sx12.clamp_min(0), per_edge, "amin")
+        out = n_kx3.new_full((eg_sx12.shape[0], MAX_GROUPS), 2.0)
+        for start in range(0, eg_sx12.shape[0], CUBES_PER_TICK):
+            tick()
+            rows = slice(start, start + CUBES_PER_TICK)
+            eg, n = eg_sx12[rows], n_sx12x3[rows]
+            same = (eg[:, :, None] == eg[:, None, :]) & (eg[:, :, None] >= 0)
+            dots = torch.bmm(n, n.transpose(1, 2)).masked_fill(~same, 2.0)
+            per_edge = dots.amin(2).masked_fill(eg < 0, 2.0)                   # (s, 12)
+            out[rows] = out[rows].scatter_reduce(1, eg.clamp_min(0), per_edge, "amin")
         return out[torch.arange(MAX_GROUPS, device=ng_s.device) < ng_s[:, None]]
 
 
@@ -525,19 +555,23 @@ def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: to
 
 
 def sample_sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: int = 2,
-                    chunk: int = 262144, device: str | torch.device = "cpu") -> torch.Tensor:
+                    chunk: int = 262144, device: str | torch.device = "cpu",
+                    tick: Tick | None = None) -> torch.Tensor:
     """SDF on the (res+1)^3 grid, (res+1, res+1, res+1) float32, outer layer forced outside.
 
     Uses the coarse-to-fine sampler of `engine.geometry.extract` (exact near the surface) when
     `levels` > 0, else a dense evaluation in chunks of `chunk` points.
     """
+    tick = tick or _no_tick
     if levels > 0:
         from .extract import sample_grid
-        grid = sample_grid(sdf_fn, resolution, bound, chunk=chunk, levels=levels, device=device)
+        grid = sample_grid(sdf_fn, resolution, bound, chunk=chunk, levels=levels, device=device,
+                           tick=tick)
+        tick()
     else:
-        x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=device)
+        x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=device, tick=tick)
         with torch.inference_mode():
-            vals = [sdf_fn(x_nx3[i:i + chunk]).reshape(-1).float()
+            vals = [_ticked(tick, sdf_fn, x_nx3[i:i + chunk]).reshape(-1).float()
                     for i in range(0, len(x_nx3), chunk)]
         grid = torch.cat(vals).reshape((resolution + 1,) * 3)
     grid = grid.clone()
@@ -548,15 +582,23 @@ def sample_sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: 
     return grid
 
 
-def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144,
+def _ticked(tick: Tick, fn, *args):
+    tick()
+    return fn(*args)
+
+
+def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144, tick: Tick | None = None,
                   ) -> Callable[[torch.Tensor], torch.Tensor]:
     """points (K, 3) -> SDF gradient by central differences of `step` (6 sdf_fn calls per point,
-    batched in chunks of `chunk` points)."""
+    batched in chunks of `chunk` points; `tick()` before each chunk)."""
+    tick = tick or _no_tick
+
     def normals(p_kx3: torch.Tensor) -> torch.Tensor:
         offs = torch.eye(3, dtype=p_kx3.dtype, device=p_kx3.device) * step
         q = torch.cat((p_kx3[:, None] + offs, p_kx3[:, None] - offs), 1).reshape(-1, 3)  # (6K, 3)
         with torch.no_grad():                      # normals as data: no graph through sdf_fn
-            v = torch.cat([sdf_fn(q[i:i + chunk]).reshape(-1) for i in range(0, len(q), chunk)])
+            v = torch.cat([_ticked(tick, sdf_fn, q[i:i + chunk]).reshape(-1)
+                           for i in range(0, len(q), chunk)])
         v = v.to(p_kx3.dtype).reshape(-1, 2, 3)
         return v[:, 0] - v[:, 1]
     return normals
@@ -565,7 +607,7 @@ def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144,
 def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, levels: int = 2,
                        sharp: bool = True, device: str | torch.device = "cpu",
                        head_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       tick: Tick | None = None) -> tuple[np.ndarray, np.ndarray]:
     """FlexiCubes with neutral weights on `sdf_fn` (negative inside) -> (verts float32 (V, 3),
     faces int32 (F, 3), CCW seen from outside). Same role as the marching-cubes extractor: the
     mesh is closed (the grid's outer layer counts as outside) and edge-manifold.
@@ -574,17 +616,22 @@ def extract_flexicubes(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, level
     sdf_fn at the edge crossings, step = 5% of a cell); keeps sharp edges and puts vertices on
     the surface. False: the paper's neutral-weight placement (mean of the crossings).
     head_fn: a field's FlexiCubes head (see `predicted_weights`): its weights and deformation
-    place the vertices as the paper does (the QEF is then off, whatever `sharp` says)."""
+    place the vertices as the paper does (the QEF is then off, whatever `sharp` says).
+    tick: called between pieces of work (it may raise to stop)."""
     if resolution < 2:
         raise ValueError(f"Grid resolution must be at least 2, got {resolution}.")
-    grid = sample_sdf_grid(sdf_fn, resolution, bound, levels=levels, device=device)
-    x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=grid.device)
+    tick = tick or _no_tick
+    grid = sample_sdf_grid(sdf_fn, resolution, bound, levels=levels, device=device, tick=tick)
+    x_nx3 = FlexiCubes.grid_vertices(resolution, bound, device=grid.device, tick=tick)
+    tick()
     with torch.no_grad():
         weights = {} if head_fn is None else predicted_weights(head_fn, grid.reshape(-1),
                                                                 resolution, bound)[0]
+        tick()
         sharp = sharp and head_fn is None
-        normal_fn = sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / resolution) if sharp else None
+        normal_fn = (sdf_normal_fn(sdf_fn, 0.05 * 2.0 * bound / resolution, tick=tick)
+                     if sharp else None)
         verts, faces, _ = FlexiCubes().extract(x_nx3, grid.reshape(-1), None, resolution,
-                                               normal_fn=normal_fn, **weights)
+                                               normal_fn=normal_fn, tick=tick, **weights)
     return (verts.detach().to("cpu", torch.float32).numpy(),
             faces.to("cpu").numpy().astype(np.int32))

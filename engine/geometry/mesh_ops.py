@@ -1,7 +1,7 @@
 """Mesh clean-up: small parts, degenerate faces, decimation, normals, topology checks.
 
-All numpy (scipy for connected components); decimation uses fast-simplification
-(quadric edge collapse), imported lazily.
+All numpy (scipy for connected components); decimation is Kiln's own manifold-safe
+quadric edge collapse (`engine.geometry.simplify`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .mesh import Mesh
+from .simplify import decimate_manifold
 
 
 # ---------------------------------------------------------------- topology checks
@@ -208,19 +209,15 @@ def split_nonmanifold(mesh: Mesh) -> Mesh:
 # ---------------------------------------------------------------- decimation and normals
 
 
-def decimate(mesh: Mesh, target_faces: int, aggressiveness: float = 7.0) -> Mesh:
-    """Quadric edge-collapse decimation to about target_faces (fast-simplification).
+def decimate(mesh: Mesh, target_faces: int, tick=None) -> Mesh:
+    """Quadric edge-collapse decimation to about target_faces that keeps a closed
+    2-manifold one (see `engine.geometry.simplify`); `tick()` is called between its steps.
 
     Returns a mesh with geometry only (per-vertex attributes are dropped: recompute them).
     """
     if target_faces <= 0 or mesh.num_faces <= target_faces:
         return mesh
-    try:
-        import fast_simplification
-    except ImportError as exc:  # pragma: no cover - dependency missing
-        raise ImportError("Decimation needs fast-simplification: pip install fast-simplification") from exc
-    verts, faces = fast_simplification.simplify(mesh.vertices_nx3, mesh.faces_fx3,
-                                                target_count=int(target_faces), agg=aggressiveness)
+    verts, faces = decimate_manifold(mesh.vertices_nx3, mesh.faces_fx3, int(target_faces), tick)
     return Mesh(verts.astype(np.float32), faces.astype(np.int32))
 
 
@@ -237,16 +234,22 @@ def compute_normals(mesh: Mesh) -> Mesh:
     return mesh.replace(normals_nx3=normals.astype(np.float32))
 
 
-def clean(mesh: Mesh, target_faces: int | None = None, min_fraction: float = 0.02) -> Mesh:
+def clean(mesh: Mesh, target_faces: int | None = None, min_fraction: float = 0.02,
+          tick=None) -> Mesh:
     """Degenerate faces out, small floating parts out, decimate to the budget, normals in.
 
-    Quadric decimation can pinch two nearby sheets onto one edge; `split_nonmanifold` then
-    separates them again so the result stays edge-manifold.
+    The decimation keeps a closed 2-manifold one, so the result stays closed and
+    edge-manifold even when welded by position; an input that was not (open, or with
+    sheets touching along an edge) gets its touching sheets separated by
+    `split_nonmanifold`. tick: called between pieces of work (it may raise to stop).
     """
+    tick = tick or (lambda: None)
     mesh = remove_degenerate(mesh)
+    tick()
     mesh = remove_small_components(mesh, min_fraction)
+    tick()
     if target_faces:
-        mesh = remove_degenerate(decimate(mesh, target_faces))
+        mesh = remove_degenerate(decimate(mesh, target_faces, tick))
         if not is_watertight(mesh):
             mesh = _drop_tiny_parts(split_nonmanifold(mesh))
     return compute_normals(mesh)

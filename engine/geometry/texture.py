@@ -19,6 +19,10 @@ one direction (its normal is within 55 degrees of the projection axis).
 
 Pixel space: x to the right, y down from the top row, texel (row j, column i) has its centre
 at (i + 0.5, j + 0.5). UVs follow Mesh's convention: u = x / W, v = 1 - y / H.
+
+`tick`, where a function takes it, is called with no arguments between pieces of work (each
+unwrap round, packing attempt, batch of triangles, chunk of field queries, pyramid level); it
+may raise (the engine's `Cancelled`) to stop the bake.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from .mesh import Mesh
 from .mesh_ops import compute_normals
 
 FieldFn = Callable[[torch.Tensor], torch.Tensor]
+Tick = Callable[[], None]
 EDGE_MARGIN = 1.5           # texels this far outside a triangle are still baked from it
+TEXELS_PER_TICK = 1 << 18   # texels (or candidates) handled between two ticks
+ROWS_PER_TICK = 256         # texture rows handled between two ticks (even)
+
+
+def _no_tick() -> None:
+    pass
 
 
 @dataclass
@@ -127,12 +138,14 @@ def _shelf_pack(widths_c: np.ndarray, heights_c: np.ndarray, size: int):
     return out_x, out_y, top
 
 
-def _pack(box_lo: np.ndarray, box_hi: np.ndarray, size: int, padding: int):
+def _pack(box_lo: np.ndarray, box_hi: np.ndarray, size: int, padding: int,
+          tick: Tick = _no_tick):
     """Largest common texel density (texels per object unit) at which the shelf packer fits
     every chart: (scale, x_c, y_c) with each chart's rectangle corner (padding included)."""
     extent = np.maximum(box_hi - box_lo, 1e-12)
 
     def attempt(scale):
+        tick()
         rect = np.ceil(extent * scale).astype(np.int64) + 1 + padding
         x, y, used = _shelf_pack(rect[:, 0], rect[:, 1], size)
         return used <= size and int((x + rect[:, 0]).max()) <= size, x, y
@@ -162,12 +175,13 @@ def _pack(box_lo: np.ndarray, box_hi: np.ndarray, size: int, padding: int):
 # ---------------------------------------------------------------- unwrap
 
 
-def _atlas(mesh: Mesh, chart_f: np.ndarray, group_f: np.ndarray, size: int, padding: int) -> Atlas:
+def _atlas(mesh: Mesh, chart_f: np.ndarray, group_f: np.ndarray, size: int, padding: int,
+           tick: Tick = _no_tick) -> Atlas:
     faces = mesh.faces_fx3.astype(np.int64)
     num_charts = int(chart_f.max()) + 1
     coords = _project(mesh.vertices_nx3, faces, group_f)                # (F, 3, 2)
     box_lo, box_hi = _chart_boxes(coords, chart_f, num_charts)
-    scale, x, y = _pack(box_lo, box_hi, size, padding)
+    scale, x, y = _pack(box_lo, box_hi, size, padding, tick)
     offset = np.stack([x, y], axis=1) + padding / 2.0 + 0.5              # (C, 2)
     pixels = (coords - box_lo[chart_f][:, None]) * scale + offset[chart_f][:, None]
     key = chart_f[:, None].astype(np.int64) * mesh.num_vertices + faces  # (F, 3)
@@ -238,7 +252,7 @@ def _bucket(n: np.ndarray) -> np.ndarray:
     return np.where(n <= p, p, np.where(n <= p + p // 2, p + p // 2, 2 * p))
 
 
-def _candidates(pixels_fx3x2: np.ndarray, size: int, margin: float):
+def _candidates(pixels_fx3x2: np.ndarray, size: int, margin: float, tick: Tick = _no_tick):
     """(face, texel, signed edge distances (3,), score) of texels near each triangle; score is
     minus the smallest edge distance (<= 0 inside). Triangles are batched by box size."""
     lo = np.clip(np.floor(pixels_fx3x2.min(axis=1) - 0.5 - margin).astype(np.int64) + 1, 0, size - 1)
@@ -252,6 +266,7 @@ def _candidates(pixels_fx3x2: np.ndarray, size: int, margin: float):
     starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
     faces, texels, dists, scores = [], [], [], []
     for a, b in zip(starts, np.r_[starts[1:], len(order)]):
+        tick()
         idx = order[a:b]
         w, h = int(bw[idx[0]]), int(bh[idx[0]])
         xs = lo[idx, 0, None] + np.arange(w)                             # (B, w)
@@ -267,13 +282,17 @@ def _candidates(pixels_fx3x2: np.ndarray, size: int, margin: float):
         texels.append(ys[bi, yi] * size + xs[bi, xi])
         dists.append(d.transpose(0, 2, 3, 1)[ok])
         scores.append(-dmin[ok])
+    tick()
     return (np.concatenate(faces), np.concatenate(texels), np.concatenate(dists),
             np.concatenate(scores), height)
 
 
-def rasterize(pixels_fx3x2: np.ndarray, size: int, margin: float = EDGE_MARGIN) -> Raster:
+def rasterize(pixels_fx3x2: np.ndarray, size: int, margin: float = EDGE_MARGIN,
+              tick: Tick | None = None) -> Raster:
     """Texels covered by (or within `margin` of) each triangle, one face per texel."""
-    face, texel, dist, score, height = _candidates(pixels_fx3x2, size, margin)
+    tick = tick or _no_tick
+    face, texel, dist, score, height = _candidates(pixels_fx3x2, size, margin, tick)
+    tick()
     inside = score <= 0
     strict = score < -1e-3
     count = np.bincount(texel[strict], minlength=size * size)
@@ -284,19 +303,39 @@ def rasterize(pixels_fx3x2: np.ndarray, size: int, margin: float = EDGE_MARGIN) 
     owner[texel[idx_in]] = idx_in
     idx_out = np.flatnonzero(~inside)
     idx_out = idx_out[owner[texel[idx_out]] < 0]
+    tick()
     idx_out = idx_out[np.lexsort((score[idx_out], texel[idx_out]))]
     first = np.r_[True, texel[idx_out][1:] != texel[idx_out][:-1]]
     owner[texel[idx_out[first]]] = idx_out[first]
     chosen = owner[owner >= 0]
-    bary = np.clip(dist[chosen] / height[face[chosen]].astype(np.float32), 0.0, None)
-    bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
-    return Raster(texel[chosen], face[chosen], bary, overlapping)
+    tick()
+    return Raster(texel[chosen], face[chosen], _barycentric(dist, height, face, chosen, tick),
+                  overlapping)
+
+
+def _barycentric(dist_cx3: np.ndarray, height_fx3: np.ndarray, face_c: np.ndarray,
+                 chosen_t: np.ndarray, tick: Tick) -> np.ndarray:
+    """Barycentric coordinates of the chosen candidates, clamped into their faces, (T, 3)."""
+    out = np.empty((len(chosen_t), 3), np.float32)
+    for rows in _spans(len(chosen_t), TEXELS_PER_TICK, tick):
+        c = chosen_t[rows]
+        bary = np.clip(dist_cx3[c] / height_fx3[face_c[c]].astype(np.float32), 0.0, None)
+        out[rows] = bary / np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def _spans(n: int, step: int, tick: Tick):
+    """slice(start, stop) over range(n) in steps of `step`, with a tick before each."""
+    for start in range(0, n, step):
+        tick()
+        yield slice(start, min(start + step, n))
 
 
 # ---------------------------------------------------------------- public API
 
 
-def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
+def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6,
+           tick: Tick | None = None):
     """Box-projection atlas for `mesh` -> (Atlas, Raster) with no overlapping charts.
 
     Charts that overlap themselves are bisected and re-split for up to `max_rounds`; any
@@ -306,10 +345,12 @@ def unwrap(mesh: Mesh, size: int = 1024, padding: int = 4, max_rounds: int = 6):
     """
     if mesh.num_faces == 0:
         raise ValueError("Cannot unwrap a mesh with no faces.")
+    tick = tick or _no_tick
     chart, group, pairs = _initial_charts(mesh)
     for round_ in range(max_rounds + 1):
-        atlas = _atlas(mesh, chart, group, size, padding)
-        raster = rasterize(atlas.pixels_mx2[atlas.faces_fx3], size)
+        tick()
+        atlas = _atlas(mesh, chart, group, size, padding, tick)
+        raster = rasterize(atlas.pixels_mx2[atlas.faces_fx3], size, tick=tick)
         overlapping = raster.overlapping_faces
         if overlapping.size == 0:
             break
@@ -333,10 +374,12 @@ def _detach(chart_f: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.unique(chart, return_inverse=True)[1]
 
 
-def _query(fn: FieldFn, points_nx3: np.ndarray, device="cpu", chunk: int = 262144) -> np.ndarray:
+def _query(fn: FieldFn, points_nx3: np.ndarray, device="cpu", chunk: int = 262144,
+           tick: Tick = _no_tick) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(points_nx3), chunk):
+            tick()
             p = torch.from_numpy(np.ascontiguousarray(points_nx3[start:start + chunk], np.float32))
             p = p.to(device)
             out.append(fn(p).detach().to("cpu", torch.float32).numpy())
@@ -344,22 +387,26 @@ def _query(fn: FieldFn, points_nx3: np.ndarray, device="cpu", chunk: int = 26214
 
 
 def snap_to_surface(points_nx3: np.ndarray, normals_nx3: np.ndarray, sdf_fn: FieldFn,
-                    steps: int = 1, max_step: float = 0.05, device="cpu") -> np.ndarray:
+                    steps: int = 1, max_step: float = 0.05, device="cpu",
+                    tick: Tick | None = None) -> np.ndarray:
     """Newton steps p <- p - sdf(p) * n along unit normals (|grad sdf| ~ 1), step clamped."""
     p = points_nx3.astype(np.float32)
     n = normals_nx3 / np.maximum(np.linalg.norm(normals_nx3, axis=1, keepdims=True), 1e-12)
     for _ in range(steps):
-        d = np.clip(_query(sdf_fn, p, device).reshape(-1), -max_step, max_step)
+        d = np.clip(_query(sdf_fn, p, device, tick=tick or _no_tick).reshape(-1),
+                    -max_step, max_step)
         p = p - d[:, None] * n
     return p
 
 
-def _colors(rgb_fn: FieldFn, points_nx3: np.ndarray, device="cpu") -> np.ndarray:
-    rgb = _query(rgb_fn, points_nx3, device).reshape(-1, 3)
+def _colors(rgb_fn: FieldFn, points_nx3: np.ndarray, device="cpu",
+            tick: Tick = _no_tick) -> np.ndarray:
+    rgb = _query(rgb_fn, points_nx3, device, tick=tick).reshape(-1, 3)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def _fill_empty(texture_hxwx3: np.ndarray, filled_hxw: np.ndarray) -> np.ndarray:
+def _fill_empty(texture_hxwx3: np.ndarray, filled_hxw: np.ndarray,
+                tick: Tick = _no_tick) -> np.ndarray:
     """Push-pull: empty texels take the average colour of the filled ones around them, from
     ever coarser 2x2 pyramid levels (smooth, so mipmaps never see a dark background)."""
     h, w = filled_hxw.shape
@@ -371,42 +418,61 @@ def _fill_empty(texture_hxwx3: np.ndarray, filled_hxw: np.ndarray) -> np.ndarray
     pyramid = []
     while color.shape[0] > 1:
         pyramid.append((color, weight))
-        color = color[0::2, 0::2] + color[1::2, 0::2] + color[0::2, 1::2] + color[1::2, 1::2]
-        weight = weight[0::2, 0::2] + weight[1::2, 0::2] + weight[0::2, 1::2] + weight[1::2, 1::2]
+        color, weight = _halve(color, tick), _halve(weight, tick)
     mean = color / max(float(weight.max()), 1e-12)
     for color, weight in reversed(pyramid):
-        up = mean.repeat(2, axis=0).repeat(2, axis=1)
-        known = weight > 0
-        mean = np.where(known[..., None], color / np.maximum(weight, 1e-12)[..., None], up)
-    out = np.where(filled_hxw[..., None], texture_hxwx3, np.rint(mean[:h, :w]))
-    return out.astype(np.uint8)
+        mean = _pull(mean, color, weight, tick)
+    out = np.empty(texture_hxwx3.shape, np.uint8)
+    for rows in _spans(h, ROWS_PER_TICK, tick):
+        out[rows] = np.where(filled_hxw[rows, :, None], texture_hxwx3[rows],
+                             np.rint(mean[rows, :w]))
+    return out
+
+
+def _halve(x: np.ndarray, tick: Tick) -> np.ndarray:
+    """Sums over 2x2 blocks: (2m, 2m, ...) -> (m, m, ...), a band of rows per tick."""
+    out = np.empty((x.shape[0] // 2, x.shape[1] // 2) + x.shape[2:], x.dtype)
+    for rows in _spans(len(out), ROWS_PER_TICK, tick):
+        band = x[2 * rows.start:2 * rows.stop]
+        out[rows] = band[0::2, 0::2] + band[1::2, 0::2] + band[0::2, 1::2] + band[1::2, 1::2]
+    return out
+
+
+def _pull(mean: np.ndarray, color: np.ndarray, weight: np.ndarray, tick: Tick) -> np.ndarray:
+    """One level finer: texels with weight keep their own average, the rest take the coarser
+    level's mean. (m, m, 3) -> (2m, 2m, 3)."""
+    out = np.empty_like(color)
+    for rows in _spans(len(color), ROWS_PER_TICK, tick):
+        up = mean[rows.start // 2:(rows.stop + 1) // 2].repeat(2, axis=0).repeat(2, axis=1)
+        w = weight[rows]
+        known = (w > 0)[..., None]
+        out[rows] = np.where(known, color[rows] / np.maximum(w, 1e-12)[..., None], up[:len(w)])
+    return out
 
 
 def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn | None = None,
-                 padding: int = 4, snap_steps: int = 1, device="cpu") -> Mesh:
+                 padding: int = 4, snap_steps: int = 1, device="cpu",
+                 tick: Tick | None = None) -> Mesh:
     """UV-unwrap `mesh` and bake rgb_fn into a size x size texture -> Mesh with UVs + texture.
 
     sdf_fn: when given, each texel's point is pulled onto the field's surface first.
     device: where the query points are sent (the fields receive tensors there).
     Vertices are split along chart seams; faces keep their order.
+    tick: called between pieces of work (it may raise to stop).
     """
+    tick = tick or _no_tick
     if mesh.normals_nx3 is None:
         mesh = compute_normals(mesh)
-    atlas, raster = unwrap(mesh, size, padding)
-    src_faces = mesh.faces_fx3[raster.face_t]                            # (T, 3)
-    v = mesh.vertices_nx3
-    points = sum(v[src_faces[:, k]] * raster.bary_tx3[:, k, None] for k in range(3))
-    if sdf_fn is not None and snap_steps > 0:
-        nrm = mesh.normals_nx3
-        normals = sum(nrm[src_faces[:, k]] * raster.bary_tx3[:, k, None] for k in range(3))
-        edge = np.linalg.norm(mesh.vertices_nx3[mesh.faces_fx3[:, 0]]
-                              - mesh.vertices_nx3[mesh.faces_fx3[:, 1]], axis=1).mean()
-        points = snap_to_surface(points, normals, sdf_fn, snap_steps, 2.0 * float(edge), device)
+    atlas, raster = unwrap(mesh, size, padding, tick=tick)
+    edge = np.linalg.norm(mesh.vertices_nx3[mesh.faces_fx3[:, 0]]
+                          - mesh.vertices_nx3[mesh.faces_fx3[:, 1]], axis=1).mean()
+    snap = None if sdf_fn is None or snap_steps <= 0 else (sdf_fn, snap_steps, 2.0 * float(edge))
     texture = np.zeros((size * size, 3), dtype=np.uint8)
-    texture[raster.texel_t] = _colors(rgb_fn, points, device)
+    for rows in _spans(len(raster.texel_t), TEXELS_PER_TICK, tick):
+        texture[raster.texel_t[rows]] = _bake_texels(mesh, raster, rows, rgb_fn, snap, device)
     filled = np.zeros(size * size, dtype=bool)
     filled[raster.texel_t] = True
-    texture = _fill_empty(texture.reshape(size, size, 3), filled.reshape(size, size))
+    texture = _fill_empty(texture.reshape(size, size, 3), filled.reshape(size, size), tick)
     src = atlas.source_vertex_m
     gather = lambda arr: None if arr is None else arr[src]  # noqa: E731
     return Mesh(vertices_nx3=mesh.vertices_nx3[src], faces_fx3=atlas.faces_fx3,
@@ -414,15 +480,27 @@ def bake_texture(mesh: Mesh, rgb_fn: FieldFn, size: int = 1024, sdf_fn: FieldFn 
                 texture_hxwx3=texture, vertex_colors_nx3=gather(mesh.vertex_colors_nx3))
 
 
+def _bake_texels(mesh: Mesh, raster: Raster, rows: slice, rgb_fn: FieldFn, snap, device):
+    """Colours (K, 3) uint8 of the raster's texels `rows`: the point each stands for, pulled
+    onto the surface first when snap = (sdf_fn, steps, max_step) is given."""
+    src_faces = mesh.faces_fx3[raster.face_t[rows]]                      # (K, 3)
+    bary = raster.bary_tx3[rows]
+    points = sum(mesh.vertices_nx3[src_faces[:, k]] * bary[:, k, None] for k in range(3))
+    if snap is not None:
+        normals = sum(mesh.normals_nx3[src_faces[:, k]] * bary[:, k, None] for k in range(3))
+        points = snap_to_surface(points, normals, snap[0], snap[1], snap[2], device)
+    return _colors(rgb_fn, points, device)
+
+
 def vertex_colors(mesh: Mesh, rgb_fn: FieldFn, sdf_fn: FieldFn | None = None,
-                  snap_steps: int = 1, device="cpu") -> Mesh:
+                  snap_steps: int = 1, device="cpu", tick: Tick | None = None) -> Mesh:
     """Mesh with uint8 colours of rgb_fn at its vertices (pulled onto the surface if sdf_fn)."""
     points = mesh.vertices_nx3
     if sdf_fn is not None and snap_steps > 0:
         if mesh.normals_nx3 is None:
             mesh = compute_normals(mesh)
-        points = snap_to_surface(points, mesh.normals_nx3, sdf_fn, snap_steps, 0.05, device)
-    return mesh.replace(vertex_colors_nx3=_colors(rgb_fn, points, device))
+        points = snap_to_surface(points, mesh.normals_nx3, sdf_fn, snap_steps, 0.05, device, tick)
+    return mesh.replace(vertex_colors_nx3=_colors(rgb_fn, points, device, tick or _no_tick))
 
 
 def sample_texture(texture_hxwx3: np.ndarray, uvs_nx2: np.ndarray) -> np.ndarray:

@@ -121,3 +121,27 @@ def test_triplane_mlp_field_is_closed():
     assert is_watertight(mesh)
     dense = marching_cubes(dense_grid(field, 64))
     assert mesh.num_faces == dense.num_faces
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(call: int):
+    """A tick that raises Stop on its `call`-th call; .calls counts them."""
+    def tick():
+        tick.calls += 1
+        if tick.calls == call:
+            raise Stop
+    tick.calls = 0
+    return tick
+
+
+def test_extraction_ticks_as_it_works_and_a_raising_tick_stops_it():
+    """The engine's cancel lands at these ticks: grid sampling and marching cubes both tick."""
+    count = stop_at(0)
+    mesh = extract_surface(torus_sdf, 64, block=8, tick=count)
+    assert is_watertight(mesh) and count.calls >= 20
+    for call in (1, count.calls // 2, count.calls):
+        with pytest.raises(Stop):
+            extract_surface(torus_sdf, 64, block=8, tick=stop_at(call))

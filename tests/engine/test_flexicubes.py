@@ -300,3 +300,27 @@ def test_fitting_sdf_and_weights_to_a_target_lowers_the_loss_steadily():
     windows = np.array(losses).reshape(5, 10).mean(1)
     assert losses[-1] < 0.3 * losses[0]
     assert (np.diff(windows) < 0).all(), windows
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(call: int):
+    """A tick that raises Stop on its `call`-th call; .calls counts them."""
+    def tick():
+        tick.calls += 1
+        if tick.calls == call:
+            raise Stop
+    tick.calls = 0
+    return tick
+
+
+def test_extract_flexicubes_ticks_as_it_works_and_a_raising_tick_stops_it():
+    """The engine's cancel lands at these ticks: sampling, normals, QEF and quads all tick."""
+    count = stop_at(0)
+    verts, faces = extract_flexicubes(SHAPES["torus"], 48, tick=count)
+    assert len(faces) and count.calls >= 10
+    for call in (1, count.calls // 2, count.calls):
+        with pytest.raises(Stop):
+            extract_flexicubes(SHAPES["torus"], 48, tick=stop_at(call))

@@ -249,7 +249,7 @@ def test_a_field_with_no_surface_is_a_sentence_not_an_unwrap_error(pipe, tmp_pat
     from PIL import Image
     nothing = lambda points: torch.ones(len(points))                 # noqa: E731
     grey = lambda points: torch.full((len(points), 3), 0.5)          # noqa: E731
-    monkeypatch.setattr(pipe, "field_fns", lambda planes: (nothing, grey))
+    monkeypatch.setattr(pipe, "field_fns", lambda planes, tick=None: (nothing, grey))
     monkeypatch.setattr(pipe, "flexi_head_fn", lambda planes: None)
     picture = tmp_path / "ref.png"
     im = Image.new("RGB", (64, 64), "white")
@@ -278,3 +278,24 @@ def _refused_at_once(pipe, result, out) -> KilnError:
         pipe.export(result, out)
     assert info.value.code == "bad_request"
     return info.value
+
+
+@pytest.mark.parametrize("stage", ["extract", "texture"])
+def test_the_geometry_stages_report_as_they_work_and_a_raising_callback_stops_them(
+        pipe, monkeypatch, stage):
+    """The server's progress callback raises Cancelled: inside extract and texture it must
+    be called again and again (not only at the stage's start), and the raise must stop it."""
+    from engine import pipeline
+    from engine.errors import Cancelled
+    monkeypatch.setattr(pipeline, "TICK_SECONDS", 0.0)
+    calls = []
+
+    def progress(name, step, total):
+        calls.append(name)
+        if calls.count(stage) == 20:
+            raise Cancelled("job")
+
+    with pytest.raises(Cancelled):
+        pipe.text_to_3d("a lamp", seed=1, resolution=64, texture=256, faces=2000,
+                        progress=progress)
+    assert calls[-1] == stage and calls.count(stage) == 20

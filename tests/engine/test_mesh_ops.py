@@ -115,3 +115,118 @@ def test_compute_normals_point_outward():
     assert np.allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-5)
     radial = mesh.vertices_nx3 / np.linalg.norm(mesh.vertices_nx3, axis=1, keepdims=True)
     assert (np.sum(n * radial, axis=1) > 0.95).all()
+
+
+# ---------------------------------------------------------------- thin parts, welded (issue 14.4)
+# Analytic stand-ins for the generations whose decimated meshes had edges on more than two
+# faces once welded by position: walls and stems one to two grid cells thick at resolution
+# 128, with a small ripple (a learned field is never smooth).
+
+
+def _ripple(p):
+    return (0.004 * torch.sin(23 * p[:, 0]) * torch.sin(19 * p[:, 1] + 1)
+            * torch.sin(17 * p[:, 2] + 2))
+
+
+def _cylinder(p, radius, z0, z1):
+    d_r = p[:, :2].norm(dim=1) - radius
+    d_z = torch.maximum(z0 - p[:, 2], p[:, 2] - z1)
+    outside = torch.stack([d_r.clamp(min=0), d_z.clamp(min=0)], dim=1).norm(dim=1)
+    return outside + torch.maximum(d_r, d_z).clamp(max=0)
+
+
+def _box(p, centre, half):
+    q = (p - torch.tensor(centre)).abs() - torch.tensor(half)
+    return q.clamp(min=0).norm(dim=1) + q.max(dim=1).values.clamp(max=0)
+
+
+def mug_sdf(p, wall=0.02):
+    """A hollow cylinder with a thin wall and a thin torus handle."""
+    body = torch.maximum(_cylinder(p, 0.45, -0.5, 0.5),
+                         -_cylinder(p, 0.45 - wall, -0.5 + wall, 0.7))
+    q = p - torch.tensor([0.55, 0.0, 0.0])
+    handle = torch.stack([q[:, [0, 2]].norm(dim=1) - 0.22, q[:, 1]], dim=1).norm(dim=1) - wall
+    return torch.minimum(body, handle) + _ripple(p)
+
+
+def lamp_sdf(p, wall=0.02):
+    """A base, a thin stem and a thin open cone for a shade."""
+    s = ((p[:, 2] - 0.1) / 0.6).clamp(0, 1)
+    shade = torch.maximum((p[:, :2].norm(dim=1) - (0.5 - 0.3 * s)).abs() - wall / 2,
+                          torch.maximum(0.1 - p[:, 2], p[:, 2] - 0.7))
+    stem = _cylinder(p, wall, -0.86, 0.3)
+    return torch.minimum(torch.minimum(_cylinder(p, 0.35, -0.9, -0.84), stem), shade) + _ripple(p)
+
+
+def chair_sdf(p, wall=0.02):
+    """A seat, a thin back, four thin legs and two thin stretchers."""
+    d = torch.minimum(_box(p, [0, 0, 0], [0.45, 0.45, 0.025]),
+                      _box(p, [0, 0.43, 0.45], [0.45, wall / 2, 0.45]))
+    for x in (-0.41, 0.41):
+        for y in (-0.41, 0.41):
+            d = torch.minimum(d, _box(p, [x, y, -0.45], [wall / 2, wall / 2, 0.45]))
+    for y in (-0.41, 0.41):
+        d = torch.minimum(d, _box(p, [0, y, -0.5], [0.41, wall / 2, wall / 2]))
+    return d + _ripple(p)
+
+
+THIN_PARTS = {"mug": mug_sdf, "lamp": lamp_sdf, "chair": chair_sdf}
+
+
+def weld_by_position(mesh: Mesh, tolerance: float = 1e-6) -> np.ndarray:
+    """Faces after merging the vertices that share a position (to `tolerance`), as Blender's
+    Merge by Distance or a slicer does; faces left with a repeated vertex are dropped."""
+    cells = np.round(mesh.vertices_nx3.astype(np.float64) / tolerance).astype(np.int64)
+    _, first = np.unique(cells, axis=0, return_inverse=True)
+    faces = first.reshape(-1)[mesh.faces_fx3]
+    return faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+                 & (faces[:, 2] != faces[:, 0])]
+
+
+def edge_face_counts(faces_fx3: np.ndarray) -> np.ndarray:
+    edges = np.sort(faces_fx3[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    return np.unique(edges, axis=0, return_counts=True)[1]
+
+
+def pipeline_extract(sdf_fn, resolution: int, faces: int, extractor: str) -> Mesh:
+    """`Pipeline.extract` itself, on a field with no model behind it."""
+    from types import SimpleNamespace
+    from engine.pipeline import Pipeline
+    fields = SimpleNamespace(field_fns=lambda planes, tick=None: (sdf_fn, None),
+                             flexi_head_fn=lambda planes: None)
+    return Pipeline.extract(fields, None, resolution, faces, extractor)
+
+
+@pytest.mark.parametrize("budget", [2000, 5000, 20000])
+@pytest.mark.parametrize("extractor", ["mc", "flexicubes"])
+@pytest.mark.parametrize("shape", sorted(THIN_PARTS))
+def test_thin_parts_stay_closed_and_manifold_when_welded_by_position(shape, extractor, budget):
+    mesh = pipeline_extract(THIN_PARTS[shape], 128, budget, extractor)
+    counts = edge_face_counts(weld_by_position(mesh))
+    assert (counts == 1).sum() == 0, "boundary edges"
+    assert (counts > 2).sum() == 0, "edges on more than two faces"
+    assert abs(mesh.num_faces - budget) <= 0.05 * budget
+    assert is_watertight(mesh)
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(call: int):
+    """A tick that raises Stop on its `call`-th call; .calls counts them."""
+    def tick():
+        tick.calls += 1
+        if tick.calls == call:
+            raise Stop
+    tick.calls = 0
+    return tick
+
+
+def test_decimation_ticks_every_round_and_a_raising_tick_stops_it(torus64):
+    count = stop_at(0)
+    out = clean(torus64, 500, tick=count)
+    assert out.num_faces == 500 and count.calls >= 10
+    for call in (1, count.calls // 2, count.calls):
+        with pytest.raises(Stop):
+            clean(torus64, 500, tick=stop_at(call))

@@ -3,7 +3,9 @@
 One warm engine (the tiny random model) serves most tests in this file, in order; the
 crash test restarts it. `--test-step-delay` makes each sampling step take 0.1 s so a
 cancel sent after step 3 lands in the middle of sampling whatever the machine's speed;
-the test then checks the engine stops within one further step.
+the test then checks the engine stops within one further step. The geometry stages need
+no such hook: at resolution 256 and a 2048 texture they take seconds on a CPU, and a
+cancel sent a moment into one must be answered within CANCEL_DEADLINE.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import io
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,6 +28,9 @@ STAGES = ["condition", "sample", "decode", "extract", "texture", "export"]
 FAST = dict(steps=3, resolution=32, texture=64, faces=500)  # a small, quick request
 STEP_DELAY = 0.1
 TIMEOUT = 300  # a safety net for a loaded machine, not a speed check
+LARGE = dict(steps=3, resolution=256, texture=2048, faces=20000)  # seconds per geometry stage
+CANCEL_DEADLINE = 0.5  # s from sending a cancel to its `cancelled` reply, in any stage
+INTO_STAGE = 0.15  # s after a stage starts before the cancel goes: well inside its work
 # Lines that once got errors with "id": null (the client then waited for ever).
 HUGE_SEED = '{"type":"generate","id":"huge-seed","prompt":"a","seed":' + "9" * 5000 + "}"
 HUGE_GUIDANCE = ('{"type":"generate","id":"huge-guidance","prompt":"a","guidance":'
@@ -128,6 +134,28 @@ def test_cancel_mid_sampling_stops_within_one_step(engine):
     after_cancel = sample_steps(seen[sent["at"]:], job)
     assert len(after_cancel) <= 1, after_cancel
     assert max(sample_steps(seen, job)) < 50
+    assert engine.state == "ready"
+
+
+@pytest.mark.parametrize("stage, extractor", [("extract", "mc"), ("extract", "flexicubes"),
+                                               ("texture", "mc")])
+def test_cancel_inside_a_long_geometry_stage_is_answered_within_half_a_second(engine, stage,
+                                                                             extractor):
+    sent = {}
+
+    def on_event(event):
+        if not sent and event["type"] == "progress" and event["stage"] == stage:
+            time.sleep(INTO_STAGE)
+            engine.cancel(job)
+            sent["at"] = time.monotonic()
+
+    job = engine.generate(prompt="a tall vase", seed=8, extractor=extractor, **LARGE)
+    final = engine.wait(job, timeout=TIMEOUT, on_event=on_event)
+    latency = time.monotonic() - sent["at"]
+    print(f"cancel in {stage} ({extractor}): answered after {latency:.3f} s")
+    assert final["type"] == "cancelled" and final["id"] == job, final
+    assert final["stage"] == stage, f"the stage ended before the cancel landed: {final}"
+    assert latency < CANCEL_DEADLINE, f"cancel in {stage} took {latency:.3f} s"
     assert engine.state == "ready"
 
 

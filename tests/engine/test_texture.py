@@ -111,7 +111,9 @@ def test_snapping_to_the_field_surface(torus_mesh):
     err_snapped = np.abs(sample_texture(snapped.texture_hxwx3, uvs) - target).mean()
     points, uvs = surface_samples(plain, 20000)
     err_plain = np.abs(sample_texture(plain.texture_hxwx3, uvs) - target).mean()
-    assert err_snapped < 0.25 * err_plain
+    # texels hold integers and the target is 127.5: 0.5 is as close as a bake can come
+    assert err_snapped < max(0.25 * err_plain, 0.5)
+    assert err_plain > 1.5
 
 
 def test_self_overlapping_charts_are_split():
@@ -147,3 +149,27 @@ def test_detach_gives_each_overlapping_face_its_own_chart_and_keeps_the_rest():
     assert out[0] == out[2] and out[0] != out[1]          # chart 0 keeps faces 0 and 2
     assert out[3] != out[4] and out[5] not in (out[1], out[4])
     assert len(set(out.tolist())) == 5 and out.max() == 4  # ids renumbered 0..C-1
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(call: int):
+    """A tick that raises Stop on its `call`-th call; .calls counts them."""
+    def tick():
+        tick.calls += 1
+        if tick.calls == call:
+            raise Stop
+    tick.calls = 0
+    return tick
+
+
+def test_baking_ticks_as_it_works_and_a_raising_tick_stops_it(torus_mesh):
+    """The engine's cancel lands at these ticks: unwrap, rasterising, queries, fill all tick."""
+    count = stop_at(0)
+    baked = bake_texture(torus_mesh, smooth_rgb, 512, sdf_fn=torus_sdf, tick=count)
+    assert baked.texture_hxwx3.shape == (512, 512, 3) and count.calls >= 10
+    for call in (1, count.calls // 2, count.calls):
+        with pytest.raises(Stop):
+            bake_texture(torus_mesh, smooth_rgb, 512, sdf_fn=torus_sdf, tick=stop_at(call))
