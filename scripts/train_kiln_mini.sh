@@ -4,7 +4,7 @@
 # stage resumable (run the script again after a kill: a finished stage is skipped, a
 # started one continues from its last checkpoint). Usage:
 #   scripts/train_kiln_mini.sh WORKDIR     (then copy WORKDIR/kiln-mini to weights/kiln-mini)
-# Environment: ASSETS (720), FIT_MIN (50), ENC_MIN (8), DIT_MIN (20), FC_MIN (0: no
+# Environment: ASSETS (720), FIT_MIN (65), DIT_MIN (20), ENC_MIN (12), FC_MIN (0: no
 # FlexiCubes stage), DEVICE (auto|cpu|cuda), NPROC (1; >1 runs each stage under torchrun).
 set -euo pipefail
 W=${1:?usage: scripts/train_kiln_mini.sh WORKDIR}
@@ -28,17 +28,17 @@ run() {   # run STAGE_OUT_DIR STAGE ARGS...: skip when done, resume when started
 #    only, fresh exact SDF samples every step, SDF L1 + occupancy cross-entropy
 run "$W/fit" fit --data "$W/assets" --size mini --steps 1000000 --batch 16 --lr 3e-4 \
     --fresh-points 2048 --sign-weight 1 --rgb-weight 20 --prior 1e-4 --table-lr 30 \
-    --max-minutes "${FIT_MIN:-50}" --ckpt-every 250
-# 2. encoder: the projection encoder regresses the fitted latents from 1-4 views
-run "$W/enc" encoder --data "$W/assets" --init "$W/fit" --steps 1000000 --batch 32 --lr 1e-3 \
-    --max-minutes "${ENC_MIN:-8}" --ckpt-every 250
-# 3. latents for the DiT: the fitted table itself (the decoder's own latents)
+    --max-minutes "${FIT_MIN:-65}" --ckpt-every 250
+# 2. latents for the DiT: the fitted table itself (the decoder's own latents)
 [ -f "$W/latents/store.json" ] || $PY -m engine train latents --data "$W/assets" --init "$W/fit" \
     --from-table --out "$W/latents"
-# 4. DiT: text / image condition -> latent (rectified flow, condition dropout); the
-#    shipped model takes the encoder from stage 2 and the decoder + field from stage 1
-run "$W/kiln-mini" dit --data "$W/latents" --init "$W/enc" --steps 1000000 --batch 32 --lr 5e-4 \
-    --max-minutes "${DIT_MIN:-20}" --ckpt-every 250 --fp16-weights
+# 3. DiT: text / image condition -> latent (rectified flow, condition dropout)
+run "$W/dit" dit --data "$W/latents" --init "$W/fit" --steps 1000000 --batch 32 --lr 5e-4 \
+    --max-minutes "${DIT_MIN:-20}" --ckpt-every 250
+# 4. encoder: the projection encoder regresses the fitted latents from 1-4 posed views
+#    (decoder, field and DiT untouched); its output is the whole model
+run "$W/kiln-mini" encoder --data "$W/assets" --init "$W/dit" --table "$W/fit" --steps 1000000 \
+    --batch 32 --lr 1e-3 --max-minutes "${ENC_MIN:-12}" --ckpt-every 250 --fp16-weights
 # 5. optional FlexiCubes fine-tune of the decoder on the same fixed latents (the DiT's
 #    latents stay valid): the field's FlexiCubes head and mesh losses against the exact SDF
 if [ "${FC_MIN:-0}" != 0 ]; then
