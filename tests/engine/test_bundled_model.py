@@ -40,3 +40,26 @@ def test_kiln_mini_follows_the_colour_of_the_prompt(mini):
     red, blue = _mean_colour(run("a red mug")), _mean_colour(run("a blue mug"))
     assert red[0] - red[2] > 30, red
     assert blue[2] - blue[0] > 30, blue
+
+
+CATEGORY_PROMPTS = {"chair": "a red chair", "table": "a brown table", "mug": "a white mug",
+                    "lamp": "a yellow lamp", "car": "a blue car", "airplane": "a grey airplane"}
+
+
+def test_kiln_mini_makes_the_object_asked_for_not_a_blob(mini):
+    """Each prompt's shape must lie nearest (Chamfer) to held-out references of its own
+    category among these six; a coloured blob of the right size fails most of them."""
+    from engine.evaluation import metrics as M
+    from engine.evaluation.run import heldout_asset
+    refs, cats = [], []
+    for cat in CATEGORY_PROMPTS:
+        for k in range(2):
+            refs.append(M.asset_surface(heldout_asset("reference", k, cat), 512, resolution=48).points_nx3)
+            cats.append(cat)
+    hits = []
+    for cat, prompt in CATEGORY_PROMPTS.items():
+        mesh = mini.text_to_3d(prompt, seed=1, resolution=64, faces=8000, texture_mode="vertex").mesh
+        pts = M.sample_surface(mesh, 512).points_nx3
+        nearest = min(range(len(refs)), key=lambda j: M.chamfer_l1(pts, refs[j]))
+        hits.append(cats[nearest] == cat)
+    assert sum(hits) >= 5, dict(zip(CATEGORY_PROMPTS, hits))
