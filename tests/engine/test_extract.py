@@ -9,6 +9,7 @@ import torch
 from engine.geometry.benchmarks import TriplaneSDF, torus_sdf
 from engine.geometry.extract import dense_grid, extract_surface, marching_cubes, sample_grid
 from engine.geometry.mesh_ops import connected_components, is_edge_manifold, is_watertight
+from ticking import Stop, stop_at
 
 
 def sphere_sdf(p):
@@ -121,20 +122,6 @@ def test_triplane_mlp_field_is_closed():
     assert is_watertight(mesh)
     dense = marching_cubes(dense_grid(field, 64))
     assert mesh.num_faces == dense.num_faces
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_at(call: int):
-    """A tick that raises Stop on its `call`-th call; .calls counts them."""
-    def tick():
-        tick.calls += 1
-        if tick.calls == call:
-            raise Stop
-    tick.calls = 0
-    return tick
 
 
 def test_extraction_ticks_as_it_works_and_a_raising_tick_stops_it():

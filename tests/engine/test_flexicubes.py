@@ -20,6 +20,7 @@ from engine.geometry.flexicubes import (
 from engine.geometry.flexicubes_tables import (
     EDGES_12x2, FACE_CORNERS_6x4, FACE_EDGES_6x4, build_tables,
 )
+from ticking import Stop, stop_at
 
 SAMPLES = 8000
 
@@ -300,20 +301,6 @@ def test_fitting_sdf_and_weights_to_a_target_lowers_the_loss_steadily():
     windows = np.array(losses).reshape(5, 10).mean(1)
     assert losses[-1] < 0.3 * losses[0]
     assert (np.diff(windows) < 0).all(), windows
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_at(call: int):
-    """A tick that raises Stop on its `call`-th call; .calls counts them."""
-    def tick():
-        tick.calls += 1
-        if tick.calls == call:
-            raise Stop
-    tick.calls = 0
-    return tick
 
 
 def test_extract_flexicubes_ticks_as_it_works_and_a_raising_tick_stops_it():

@@ -10,6 +10,7 @@ from engine.geometry.mesh import Mesh
 from engine.geometry.mesh_ops import (clean, compute_normals, connected_components, decimate,
                                       is_edge_manifold, is_watertight, remove_degenerate,
                                       remove_small_components, split_nonmanifold)
+from ticking import Stop, stop_at
 
 TETRA_V = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
 TETRA_F = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int32)
@@ -207,20 +208,6 @@ def test_thin_parts_stay_closed_and_manifold_when_welded_by_position(shape, extr
     assert (counts > 2).sum() == 0, "edges on more than two faces"
     assert abs(mesh.num_faces - budget) <= 0.05 * budget
     assert is_watertight(mesh)
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_at(call: int):
-    """A tick that raises Stop on its `call`-th call; .calls counts them."""
-    def tick():
-        tick.calls += 1
-        if tick.calls == call:
-            raise Stop
-    tick.calls = 0
-    return tick
 
 
 def test_decimation_ticks_every_round_and_a_raising_tick_stops_it(torus64):

@@ -11,6 +11,7 @@ from engine.geometry.extract import extract_surface
 from engine.geometry.mesh_ops import clean
 from engine.geometry.texture import (_atlas, _initial_charts, bake_texture, rasterize,
                                      sample_texture, unwrap, vertex_colors)
+from ticking import Stop, stop_at
 
 
 def spring_sdf(p, radius=0.5, pitch=0.3, tube=0.08):
@@ -149,20 +150,6 @@ def test_detach_gives_each_overlapping_face_its_own_chart_and_keeps_the_rest():
     assert out[0] == out[2] and out[0] != out[1]          # chart 0 keeps faces 0 and 2
     assert out[3] != out[4] and out[5] not in (out[1], out[4])
     assert len(set(out.tolist())) == 5 and out.max() == 4  # ids renumbered 0..C-1
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_at(call: int):
-    """A tick that raises Stop on its `call`-th call; .calls counts them."""
-    def tick():
-        tick.calls += 1
-        if tick.calls == call:
-            raise Stop
-    tick.calls = 0
-    return tick
 
 
 def test_baking_ticks_as_it_works_and_a_raising_tick_stops_it(torus_mesh):
