@@ -209,7 +209,7 @@ def train(a: TrainArgs) -> dict:
     for step in range(start, a.steps):
         progress = _progress(step, a, time.time() - t0, start)
         for g in opt.param_groups:
-            g["lr"] = g["lr_scale"] * cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
+            g["lr"] = g.get("lr_scale", 1.0) * cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
         idx = torch.randint(0, len(store), (a.batch,), generator=gen)
         batch, rnd = make_batch(idx) if a.stage == "dit" else make_batch(idx, progress >= a.render_from)
         with autocast(d, a.bf16):
@@ -268,7 +268,7 @@ def load_table(model_dir: Path, expected: int) -> torch.Tensor:
     path = Path(model_dir) / TABLE_DIR / "latents.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `train fit` first and pass its output "
-                                "folder as --init.")
+                                "folder as --table (or --init).")
     table = load_file(str(path))["latents"]
     if len(table) != expected:
         raise ValueError(f"{path} holds {len(table)} latents but the store has {expected} "

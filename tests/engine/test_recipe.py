@@ -206,6 +206,15 @@ def test_a_resumed_stage_keeps_its_schedule(store_dir, tmp_path):
     summary = json.loads((tmp_path / "summary_fit.json").read_text())
     assert summary["first_step"] == 20 and summary["steps_done"] == 10
     assert summary["wall_s"] >= meta["elapsed_s"]
+    # a checkpoint written before the learning-rate groups had scales still resumes
+    trainer = tmp_path / "checkpoint" / "trainer.json"
+    old = json.loads(trainer.read_text())
+    for g in old["param_groups"]:
+        g.pop("lr_scale", None)
+    trainer.write_text(json.dumps(old))
+    _engine("train", "fit", "--data", store_dir, "--out", tmp_path, "--size", "tiny",
+            "--steps", "32", "--batch", "2", "--fresh-points", "256", "--resume")
+    assert json.loads((tmp_path / "summary_fit.json").read_text())["first_step"] == 30
 
 
 def test_fresh_points_need_a_store_with_surface_banks(store_dir, tmp_path):
