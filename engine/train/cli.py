@@ -63,6 +63,9 @@ def add_arguments(p) -> None:
                    help="fit/encoder/latents: model folder holding the latent table (default --init)")
     p.add_argument("--freeze-table", action="store_true",
                    help="fit: keep the latent table fixed (decoder fine-tuning after the DiT)")
+    p.add_argument("--encoder-target", choices=("table", "field", "both"), default="table",
+                   help="encoder: regress the fit table (latent MSE), learn through the frozen "
+                        "decoder on 3D samples (needs --fresh-points), or both")
     p.add_argument("--from-table", action="store_true",
                    help="latents: take the fit stage's latent table, not the encoder's means")
 
@@ -78,7 +81,11 @@ def main(args) -> int:
         return _latents(args)
     from .loop import TrainArgs, train
     fields = TrainArgs.__dataclass_fields__
-    summary = train(TrainArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+    try:
+        summary = train(TrainArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+    except (ValueError, FileNotFoundError) as exc:   # a wrong option or input: a sentence
+        print(f"train {args.stage}: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return 0
 

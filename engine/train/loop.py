@@ -55,6 +55,8 @@ class TrainArgs:
     table_lr: float = 30.0      # fit stage: the latents' learning rate as a multiple of --lr
     table: Path | None = None   # fit/encoder stage: model folder holding the latent table (--init)
     freeze_table: bool = False  # fit stage: decoder/field fine-tuning, the DiT's latents stay valid
+    encoder_target: str = "table"  # encoder stage: "table" (latent MSE), "field" (3D losses
+                                   # through the frozen decoder, needs --fresh-points) or "both"
 
 
 def _load_model(a: TrainArgs):
@@ -114,8 +116,9 @@ class StageLoss(torch.nn.Module):
             return fit_step_losses(self.vae, self.table[rnd["idx"]], batch,
                                    self.weights or VAELossWeights(), self.prior, mesh)
         if self.stage == "encoder":
-            return encoder_step_losses(self.vae, batch["views"], self.table[rnd["idx"]].detach(),
-                                       rnd["n_views"])
+            target = self.table[rnd["idx"]].detach() if hasattr(self, "table") else None
+            return encoder_step_losses(self.vae, batch["views"], rnd["n_views"], target, batch,
+                                       self.weights)
         if self.stage == "vae":
             from .vae import vae_step_losses
             w = self.weights or VAELossWeights()
@@ -168,7 +171,7 @@ def _vae_batch_fn(store: Store, d, gen, a: TrainArgs):
         mine = rank_slice(idx, d)
         batch = store.batch(mine, d.device, keys)
         mine_seeds = [seeds[i] for i in mine.tolist()] if seeds else None
-        if a.fresh_points and a.stage != "encoder":
+        if a.fresh_points and not (a.stage == "encoder" and a.encoder_target == "table"):
             samples = fresh_samples(assets, mine_seeds, store.tensors["surface"][mine], draw, gen)
             batch.update({k: v.to(d.device) for k, v in samples.items()})
         rnd = {"gen": gen, "n_views": n_views, "seeds": mine_seeds, "render": render,
@@ -187,6 +190,7 @@ def train(a: TrainArgs) -> dict:
     model.to(d.device)
     if a.stage in ("fit", "encoder") and not store.info.get("seeds"):
         raise ValueError(f"train {a.stage} needs a procedural asset store: use `train data`.")
+    _check_encoder_target(a)
     if a.flexi and not (a.stage in ("vae", "fit") and store.info.get("seeds")):
         raise ValueError("--flexi fine-tunes the decoder on a procedural asset store (it needs "
                          "the assets' seeds for their exact SDF): use `train fit|vae --data ASSETS`.")
@@ -237,6 +241,17 @@ def train(a: TrainArgs) -> dict:
     return summary
 
 
+ENCODER_TARGETS = ("table", "field", "both")
+
+
+def _check_encoder_target(a: TrainArgs) -> None:
+    if a.encoder_target not in ENCODER_TARGETS:
+        raise ValueError(f"--encoder-target {a.encoder_target!r}: use one of {ENCODER_TARGETS}.")
+    if a.stage == "encoder" and a.encoder_target != "table" and not a.fresh_points:
+        raise ValueError(f"--encoder-target {a.encoder_target} trains through the decoder on "
+                         "3D samples: add --fresh-points N (for example 2048).")
+
+
 def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
     """Schedule position in [0, 1]: by steps, or by wall time when a time cap is set and
     comes first (so the learning rate is annealed however fast the machine is)."""
@@ -280,7 +295,7 @@ def _initial_table(a: TrainArgs, cfg, store: Store) -> torch.Tensor | None:
     """fit: small random latents (or the table of --table / --init when it has one);
     encoder: that table."""
     source = a.table or a.init
-    if a.stage == "encoder" or (a.stage == "fit" and source
+    if (a.stage == "encoder" and a.encoder_target != "field") or (a.stage == "fit" and source
                                 and (Path(source) / TABLE_DIR).exists()):
         return load_table(source, len(store))
     if a.stage != "fit":

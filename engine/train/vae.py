@@ -82,12 +82,25 @@ def fit_step_losses(vae, table_z, batch: dict, w: VAELossWeights, prior: float,
     return total, {"loss": total.item(), **stats}
 
 
-def encoder_step_losses(vae, views, target_z, n_views: int):
-    """The encoder regresses the auto-decoded latents from 1..4 of an asset's views:
-    MSE of the posterior mean against target_z (B, 3, c, h, w), relative to its variance."""
+def encoder_step_losses(vae, views, n_views: int, target_z=None, batch: dict | None = None,
+                        w: VAELossWeights | None = None):
+    """The encoder learns from 1..4 of an asset's views, the decoder and field frozen:
+    - target_z (B, 3, c, h, w): MSE of the posterior mean against the auto-decoded latents,
+      relative to their variance (a target in latent space: cheap, no decoder pass);
+    - batch with points/sdf/rgb: the field losses of the decoded mean (a target in 3D:
+      what the latent is for, through the frozen decoder; about 4x the cost per asset).
+    Either or both; the total is their sum."""
     mean, _ = vae.encoder(views[:, :n_views])
-    loss = F.mse_loss(mean, target_z) / target_z.var().clamp(min=1e-8)
-    return loss, {"loss": loss.item()}
+    total, stats = mean.new_zeros(()), {}
+    if target_z is not None:
+        l_table = F.mse_loss(mean, target_z) / target_z.var().clamp(min=1e-8)
+        total, stats["table"] = total + l_table, l_table.item()
+    if batch is not None and "points" in batch:
+        l_field, field_stats = field_losses(vae.field, vae.decoder(mean), batch,
+                                            w or VAELossWeights())
+        total = total + l_field
+        stats.update(field_stats)
+    return total, {"loss": total.item(), **stats}
 
 
 def rays_from_plucker(plucker_nx6):

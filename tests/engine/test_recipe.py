@@ -177,6 +177,23 @@ def test_fit_stage_learns_shapes_not_a_blob_and_the_encoder_regresses_its_table(
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])
     after = load_state_dict(enc)
     assert all(torch.equal(after[k].float(), state[k]) for k in state if k.startswith("vae.decoder."))
+    # ... or learns through the frozen decoder on 3D samples (its field's own losses)
+    geo = tmp_path / "geo"
+    _engine("train", "encoder", "--data", store_dir, "--init", enc, "--out", geo,
+            "--encoder-target", "field", "--fresh-points", "1024", "--sign-weight", "1",
+            "--steps", "60", "--batch", "4", "--lr", "1e-3")
+    logged = [json.loads(x) for x in (geo / "train_encoder.jsonl").read_text().splitlines()]
+    assert {"sdf", "sign_err"} <= set(logged[0]) and "table" not in logged[0]
+    assert sum(x["loss"] for x in logged[-10:]) < sum(x["loss"] for x in logged[:10])
+    geo_state = load_state_dict(geo)
+    assert all(torch.equal(geo_state[k].float(), state[k]) for k in state
+               if k.startswith(("vae.decoder.", "vae.field.")))
+    assert not all(torch.equal(geo_state[k], after[k]) for k in after if k.startswith("vae.encoder."))
+    refused = subprocess.run([sys.executable, "-m", "engine", "train", "encoder", "--data",
+                              str(store_dir), "--init", str(enc), "--out", str(tmp_path / "no"),
+                              "--encoder-target", "field", "--steps", "1"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--fresh-points" in refused.stderr
     # FlexiCubes fine-tuning on the same fixed latents (after the DiT): table untouched,
     # the FlexiCubes head learns
     fc = tmp_path / "fc"
