@@ -128,20 +128,25 @@ class Pipeline:
                               "image": source}, **settings)
 
     def export(self, result: Result, out_glb) -> tuple[Path, Path]:
-        """Write NAME.glb + NAME.json; refuses (KilnError) to replace files Kiln did not
-        write, such as a user's NAME.json or a model folder's config.json."""
+        """Write NAME.glb + NAME.json + a thumbnail NAME.png; refuses (KilnError) to
+        replace files Kiln did not write, such as a user's NAME.json or a model folder's
+        config.json (a NAME.png not Kiln's is kept, and the result has no thumbnail)."""
         from .io.glb import glb_bytes
+        from .render.thumbnail import thumbnail_png
         out_glb = Path(out_glb).expanduser()
         outputs.check_writable(out_glb)                   # before any work is spent
         out_glb = out_glb.resolve()
         t0 = time.perf_counter()
         data = glb_bytes(result.mesh, extras={"kiln": result.meta})
-        result.timings["export"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        thumb = thumbnail_png(result.mesh) if outputs.may_write_thumbnail(out_glb) else None
+        result.timings["export"] = t1 - t0
+        result.timings["thumbnail"] = time.perf_counter() - t1
         sidecar = dict(result.meta, timings=result.timings,
                        counts={"vertices": int(len(result.mesh.vertices_nx3)),
                                "faces": int(len(result.mesh.faces_fx3))})
         try:
-            return outputs.write_result(out_glb, data, sidecar)
+            return outputs.write_result(out_glb, data, sidecar, thumb)
         except OSError as exc:
             raise KilnError(BAD_REQUEST, f"Kiln cannot write {out_glb} ("
                             f"{exc.strerror or type(exc).__name__}): choose another output "

@@ -5,6 +5,11 @@ A result is a pair, NAME.glb and its sidecar NAME.json. Kiln's sidecar carries
 seed updates its own files). Anything else at either path -- a user's notes.json, a
 model folder's config.json, a lone .glb -- is refused with a sentence naming the file.
 
+Beside the pair goes a small picture, NAME.png, marked as Kiln's by a PNG text chunk.
+A NAME.png without that mark (the user's reference picture chair.png beside chair.glb)
+is left alone: the result is written without a thumbnail, and its sidecar says which
+picture, if any, is its thumbnail ("thumbnail": "NAME.png").
+
 Each file is written to NAME.part beside it and renamed into place, so no reader sees
 half a file, and a failed write leaves no .part behind.
 """
@@ -26,10 +31,16 @@ MAX_SIDECAR_BYTES = 1 << 20      # Kiln's sidecars are a few kB; a bigger JSON i
 FIX = "choose another output name or folder, or move that file away"
 PART = ".part"                   # suffix of a file while it is being written
 NAME_MAX = 255                   # bytes in one file name (ext4, APFS, NTFS, ...)
+THUMB_KEY, THUMB_VALUE = "generator", GENERATOR    # the PNG text chunk of Kiln's thumbnails
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def sidecar_path(out_glb: Path) -> Path:
     return Path(out_glb).with_suffix(".json")
+
+
+def thumbnail_path(out_glb: Path) -> Path:
+    return Path(out_glb).with_suffix(".png")
 
 
 def check_writable(out_glb: Path) -> Path:
@@ -120,6 +131,36 @@ def is_kiln_sidecar(path: Path) -> bool:
                                        or LEGACY_KEYS <= data.keys())
 
 
+def png_text(path: Path, limit: int = 1 << 16) -> dict:
+    """The tEXt chunks before the image data of the PNG at `path` ({} if it is none)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(limit)
+    except OSError:
+        return {}
+    if not head.startswith(PNG_SIGNATURE):
+        return {}
+    found, at = {}, len(PNG_SIGNATURE)
+    while at + 8 <= len(head):
+        size, kind = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
+        if kind == b"IDAT" or at + 12 + size > len(head):
+            break
+        if kind == b"tEXt":
+            key, _, value = head[at + 8:at + 8 + size].partition(b"\0")
+            found[key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + size
+    return found
+
+
+def may_write_thumbnail(out_glb: Path) -> bool:
+    """Whether NAME.png is free or a thumbnail Kiln wrote (a plain file with Kiln's mark)."""
+    path = thumbnail_path(out_glb)
+    if not _occupied(path):
+        return True
+    return path.is_file() and not path.is_symlink() \
+        and png_text(path).get(THUMB_KEY) == THUMB_VALUE
+
+
 def sidecar_bytes(meta: dict) -> bytes:
     """The sidecar text for `meta`, marked as Kiln's."""
     return (json.dumps(dict(meta, generator=GENERATOR), indent=2) + "\n").encode("utf-8")
@@ -139,14 +180,24 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_result(out_glb: Path, glb_data: bytes, meta: dict) -> tuple[Path, Path]:
-    """Write NAME.json (marked as Kiln's), then NAME.glb, after check_writable.
+def write_result(out_glb: Path, glb_data: bytes, meta: dict,
+                 thumb_png: bytes | None = None) -> tuple[Path, Path]:
+    """Write NAME.json (marked as Kiln's), NAME.png (when `thumb_png` is given and the
+    path is free or Kiln's), then NAME.glb, after check_writable.
 
-    The sidecar goes first: if the GLB write then fails, the pair still reads as
-    Kiln's and the next export to the same name may replace it.
+    The sidecar goes first: if a later write fails, the pair still reads as Kiln's and
+    the next export to the same name may replace it.
     """
+    out_glb = Path(out_glb)
     sidecar = check_writable(out_glb)
+    thumb = thumbnail_path(out_glb) if thumb_png and may_write_thumbnail(out_glb) else None
+    meta = dict(meta)
+    meta.pop("thumbnail", None)
+    if thumb is not None:
+        meta["thumbnail"] = thumb.name
     out_glb.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(sidecar, sidecar_bytes(meta))
+    if thumb is not None:
+        write_atomic(thumb, thumb_png)
     write_atomic(out_glb, glb_data)
-    return Path(out_glb), sidecar
+    return out_glb, sidecar

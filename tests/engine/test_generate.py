@@ -42,7 +42,8 @@ def test_cli_writes_a_closed_textured_glb_and_a_sidecar(venv_python, repo_root,
     side = json.loads((tmp_path / "x.json").read_text())
     assert side["seed"] == 1 and side["prompt"] == "a red chair"
     assert set(side["timings"]) == {"condition", "sample", "decode", "extract", "texture",
-                                    "export"}
+                                    "export", "thumbnail"}
+    assert side["thumbnail"] == "x.png" and (tmp_path / "x.png").is_file()
     assert side["counts"]["faces"] == len(mesh.faces)
 
 
