@@ -1,4 +1,11 @@
-"""`python -m engine generate`: one prompt or picture -> FILE.glb + FILE.json.
+"""`python -m engine generate`: a prompt, a picture, 1-4 posed pictures or nothing ->
+FILE.glb + FILE.json.
+
+    generate --prompt "a red chair" --out chair.glb
+    generate --image ref.png --refine-steps 20 --out ref.glb
+    generate --views front.png side.png --azimuths 0 90 [--elevations 20 20] --out x.glb
+    generate --views front.png back.png --directions front back --out x.glb
+    generate --unconditional --seed 3 --out surprise.glb
 
 The flags become a generate request checked by protocol.validate_generate, as the
 server checks the add-on's, so both take the same values and refuse with the same
@@ -13,19 +20,35 @@ import sys
 from pathlib import Path
 
 from . import protocol
-from .errors import KilnError
+from .errors import BAD_REQUEST, KilnError
 from .io import outputs
-from .protocol import EXTRACTORS
+from .protocol import DIRECTIONS, EXTRACTORS, SAMPLERS
 
 
 def add_arguments(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="text prompt, e.g. 'a red chair'")
     src.add_argument("--image", help="reference picture (PNG/JPEG; transparent or plain background)")
+    src.add_argument("--views", nargs="*", metavar="PICTURE",
+                     help="1-4 pictures of one object (give each a direction with "
+                     "--azimuths or --directions), reconstructed by the VAE encoder")
+    src.add_argument("--unconditional", action="store_true",
+                     help="no prompt, no picture: the model's null condition (surprise me)")
+    p.add_argument("--azimuths", nargs="+", type=float, metavar="DEG",
+                   help="--views: one azimuth per picture (0 front, 90 right, 180 back, "
+                   "270 left)")
+    p.add_argument("--elevations", nargs="+", type=float, metavar="DEG",
+                   help="--views with --azimuths: one elevation per picture (default "
+                   f"{protocol.DEFAULT_ELEVATION:g}; 90 looks from the top)")
+    p.add_argument("--directions", nargs="+", choices=tuple(DIRECTIONS), metavar="NAME",
+                   help=f"--views: one direction per picture ({', '.join(DIRECTIONS)})")
+    p.add_argument("--refine-steps", type=int, default=None,
+                   help="image or views: optimisation steps that fit the result to the "
+                   "picture(s) (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model default)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (model default)")
-    p.add_argument("--sampler", choices=("euler", "heun"), default=None)
+    p.add_argument("--sampler", choices=SAMPLERS, default=None)
     p.add_argument("--resolution", type=int, default=None,
                    help="extraction grid resolution (default 128)")
     p.add_argument("--faces", type=int, default=None,
@@ -41,14 +64,57 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output .glb path (a .json sidecar is written beside it)")
 
 
+def _mode(args) -> str:
+    if args.prompt is not None:
+        return "text"
+    if args.image is not None:
+        return "image"
+    return "views" if args.views is not None else "unconditional"
+
+
 def request(args) -> dict:
     """The flags as a generate request, checked and normalised by validate_generate."""
-    msg = {"type": protocol.GENERATE, "mode": "text" if args.prompt is not None else "image",
-           "prompt": args.prompt, "image": args.image, "model": args.model, "out": args.out,
+    mode = _mode(args)
+    msg = {"type": protocol.GENERATE, "mode": mode, "prompt": args.prompt,
+           "image": args.image, "model": args.model, "out": args.out,
            "texture_mode": "vertex" if args.vertex_colors else "uv",
-           "extractor": args.extractor}
+           "extractor": args.extractor, "sampler": args.sampler}
+    if mode == "views":
+        msg["views"] = views(args.views, args.azimuths, args.elevations, args.directions)
+    elif args.azimuths or args.elevations or args.directions:
+        raise KilnError(BAD_REQUEST, "--azimuths, --elevations and --directions give the "
+                        "directions of --views pictures: add --views PICTURE ..., or leave "
+                        "them out.")
     msg.update({name: getattr(args, name) for name in protocol.NUMBER_FIELDS})
     return protocol.validate_generate(msg)
+
+
+def views(pictures, azimuths, elevations, directions) -> list[dict]:
+    """--views with --azimuths [--elevations] or --directions -> the request's "views";
+    KilnError when the flags do not give one direction per picture."""
+    n = len(pictures)
+    if azimuths and directions:
+        raise KilnError(BAD_REQUEST, "Give the pictures' directions one way: "
+                        "--azimuths (with --elevations) or --directions, not both.")
+    if elevations and not azimuths:
+        raise KilnError(BAD_REQUEST, "--elevations goes with --azimuths: give "
+                        "one azimuth per picture too, e.g. --azimuths 0 90.")
+    given = azimuths or directions
+    if n and not given:
+        raise KilnError(BAD_REQUEST, "Give each --views picture its direction: "
+                        "--azimuths 0 90 ... (0 front, 90 right, 180 back, 270 left) or "
+                        f"--directions {' '.join(list(DIRECTIONS)[:min(n, 4)])}.")
+    for flag, values in (("--azimuths", azimuths), ("--elevations", elevations),
+                         ("--directions", directions)):
+        if values and len(values) != n:
+            raise KilnError(BAD_REQUEST, f"--views has {n} picture(s) but "
+                            f"{flag} has {len(values)} value(s): give one per picture.")
+    if directions:
+        return [{"image": p, "direction": d} for p, d in zip(pictures, directions)]
+    out = [{"image": p, "azimuth": a} for p, a in zip(pictures, azimuths or [])]
+    for view, e in zip(out, elevations or []):
+        view["elevation"] = e
+    return out
 
 
 def main(args) -> int:
@@ -60,13 +126,7 @@ def main(args) -> int:
         outputs.check_writable(out)              # before the model loads or any work
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
-        settings = {k: params[k] for k in protocol.NUMBER_FIELDS if k in params}
-        settings.update(texture_mode=params["texture_mode"], sampler=args.sampler,
-                        extractor=params["extractor"], progress=bar)
-        if params["mode"] == "text":
-            result = pipe.text_to_3d(params["prompt"], **settings)
-        else:
-            result = pipe.image_to_3d(params["image"], **settings)
+        result = pipe.generate(params, progress=bar)
         glb, sidecar = pipe.export(result, out)
     except KilnError as exc:
         bar.close()

@@ -121,11 +121,63 @@ def _crop_square(rgba: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def load_reference(image, size: int) -> torch.Tensor:
-    """A path or (H, W, 3|4) array -> (4, size, size): RGB on white, alpha."""
-    rgba = _crop_square(remove_background(_read(image)))
-    alpha = rgba[..., 3:]
-    on_white = np.concatenate([rgba[..., :3] * alpha + (1 - alpha), alpha], axis=2)
-    t = torch.from_numpy(on_white).permute(2, 0, 1)[None]                    # (1, 4, s, s)
+def read_picture(image) -> np.ndarray:
+    """A path or (H, W, 3|4) array -> (H, W, 4) float in [0, 1], background removed."""
+    return remove_background(_read(image))
+
+
+def _on_white(rgba_hxwx4: np.ndarray, size: int) -> torch.Tensor:
+    """RGBA -> (4, size, size): RGB composited on white, alpha; area-resized."""
+    alpha = rgba_hxwx4[..., 3:]
+    on_white = np.concatenate([rgba_hxwx4[..., :3] * alpha + (1 - alpha), alpha], axis=2)
+    t = torch.from_numpy(np.ascontiguousarray(on_white)).permute(2, 0, 1)[None]
     t = torch.nn.functional.interpolate(t, size=(size, size), mode="area")[0]
     return t.clamp(0, 1)
+
+
+def load_reference(image, size: int) -> torch.Tensor:
+    """A path or (H, W, 3|4) array -> (4, size, size): RGB on white, alpha."""
+    return _on_white(_crop_square(read_picture(image)), size)
+
+
+def _extent(rgba_hxwx4: np.ndarray, index: int, count: int):
+    """Centre (y, x) of the object's bounding box in pixels and its reach: the largest
+    distance from that centre to an object pixel's far corner, as a fraction of the
+    picture's longer side."""
+    ys, xs = np.nonzero(rgba_hxwx4[..., 3] > 0.5)
+    if len(ys) == 0:
+        raise KilnError(BAD_IMAGE, f"Picture {index + 1} of {count} is empty after "
+                        "background removal: use a picture with the object on a plain "
+                        "background or with transparency.")
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    far = np.sqrt((np.abs(ys + 0.5 - cy) + 0.5) ** 2 + (np.abs(xs + 0.5 - cx) + 0.5) ** 2)
+    return (cy, cx), float(far.max()) / max(rgba_hxwx4.shape[:2])
+
+
+def _window(rgba_hxwx4: np.ndarray, centre, side: int) -> np.ndarray:
+    """The square of `side` pixels centred at `centre` (transparent outside the picture)."""
+    h, w = rgba_hxwx4.shape[:2]
+    y0, x0 = int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2))
+    out = np.zeros((side, side, 4), np.float32)
+    sy, sx = max(0, -y0), max(0, -x0)
+    ey, ex = min(side, h - y0), min(side, w - x0)
+    if ey > sy and ex > sx:
+        out[sy:ey, sx:ex] = rgba_hxwx4[y0 + sy:y0 + ey, x0 + sx:x0 + ex]
+    return out
+
+
+def frame_alike(pictures, size: int, reach: float) -> torch.Tensor:
+    """Pictures of one object (paths or arrays) -> (V, 4, size, size), RGB on white and
+    alpha, each with the object's bounding-box centre in the middle and one scale for all:
+    the picture where the object reaches farthest from its centre gets that reach at
+    `reach` of the frame side (the others keep their sizes relative to it, as pictures
+    taken alike with one camera do). A picture's scale is measured against its longer
+    side, so pictures of different resolutions from one camera frame alike too."""
+    rgbas = [read_picture(p) for p in pictures]
+    extents = [_extent(r, i, len(rgbas)) for i, r in enumerate(rgbas)]
+    widest = max(e[1] for e in extents)
+    framed = []
+    for rgba, (centre, _) in zip(rgbas, extents):
+        side = max(8, int(round(max(rgba.shape[:2]) * widest / reach)))
+        framed.append(_on_white(_window(rgba, centre, side), size))
+    return torch.stack(framed)

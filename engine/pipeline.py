@@ -3,9 +3,14 @@
     pipe = Pipeline.from_pretrained("kiln-mini")
     res = pipe.text_to_3d("a red chair", seed=1)
     pipe.export(res, "chair.glb")            # chair.glb + chair.json
+    pipe.image_to_3d("ref.png", refine_steps=20)
+    pipe.views_to_3d([{"image": "front.png", "direction": "front"},
+                      {"image": "side.png", "azimuth": 90, "elevation": 20}])
+    pipe.unconditional_to_3d(seed=3)          # "Surprise me": the null condition
 
 Stages (each timed, each reported to `progress(stage, step, total)`):
-condition -> sample -> decode -> extract -> texture (-> export). Inside extract and texture
+condition -> sample (views mode: encode) [-> refine, one report per step] -> decode ->
+extract -> texture (-> export). Inside extract and texture
 the geometry code ticks between pieces of work, and each tick reports the stage again (at
 most every TICK_SECONDS): a progress callback that raises (the server's `Cancelled`) stops
 those stages within a fraction of a second.
@@ -24,6 +29,7 @@ from . import __version__
 from .config import ModelConfig
 from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError
 from .protocol import EXTRACTORS, MAX_PROMPT_CHARS, check_prompt  # noqa: F401 (one limit)
+from . import protocol
 from .io import outputs, weights
 from .models import Condition, build_model
 from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
@@ -55,6 +61,12 @@ def no_surface(mode: str) -> KilnError:
         return KilnError(BAD_IMAGE, "No surface came out of this picture: the model saw no "
                          "object in it at this seed. Try another seed, or a picture of one "
                          "object, large and centred, on a plain or transparent background.")
+    if mode == "views":
+        return KilnError(BAD_IMAGE, "No surface came out of these pictures: the encoder saw "
+                         "no object in them. Check each picture's direction, and use "
+                         "pictures of one object, large and centred, on a plain background.")
+    if mode == "unconditional":
+        return KilnError(BAD_REQUEST, "No surface came out at this seed: try another seed.")
     return KilnError(BAD_PROMPT, "No surface came out of this prompt at this seed: try "
                      "another seed, or name one everyday object, e.g. 'a red chair'.")
 
@@ -121,11 +133,77 @@ class Pipeline:
                               "prompt": prompt}, **settings)
 
     def image_to_3d(self, image, **settings) -> Result:
-        from .imaging import load_reference
+        """One picture -> DiT (image condition). refine_steps > 0 then fits the result to
+        the picture, seen from the orbit camera that matches it best (refine.find_camera)."""
+        from .imaging import frame_alike, load_reference
         pixels = load_reference(image, self.config.cond.image_size)          # (4, S, S)
         source = str(image) if isinstance(image, (str, Path)) else "array"
+
+        def refine_to(z, settings, report, tick):
+            from .posed import REACH, with_rays
+            from .refine import find_camera
+            target = frame_alike([image], self.config.vae.image_size, REACH)  # (1, 4, S, S)
+            with torch.no_grad():
+                cam = find_camera(self.model.vae, self.model.vae.decoder(z), target[0],
+                                  tick=tick)
+            return self.refine(z, with_rays(target, cam[None]), settings, report)
+
         return self._generate(lambda: self.encode_image(pixels[None]), {"mode": "image",
-                              "image": source}, **settings)
+                              "image": source}, refine_to=refine_to, **settings)
+
+    def views_to_3d(self, views, progress=None, **settings) -> Result:
+        """1-4 pictures of one object with their directions -> VAE encoder -> latent.
+
+        views: [{"image": path or (H, W, 3|4) array, "direction": "front"}, or {"image":
+        .., "azimuth": degrees, "elevation": degrees}] (engine.protocol's convention:
+        azimuth 0 front, 90 right, 180 back, 270 left). Backgrounds are removed and the
+        pictures framed like training views (engine.posed). The latent is the encoder's
+        mean (seed, steps, guidance and sampler play no part, except refine's ray draws)."""
+        from .posed import posed_views
+        protocol.check_view_count(views)
+        angles = [protocol.view_direction(v, protocol.view_name(i, len(views)))
+                  for i, v in enumerate(views)]
+        settings = self._settings(mode="views", **settings)
+        report = progress or (lambda stage, step, total: None)
+        timings: dict[str, float] = {}
+        with self._stage("encode", timings, report):
+            x = posed_views([v["image"] for v in views], [a for a, _ in angles],
+                            [e for _, e in angles], self.config.vae.image_size)  # (V, 10, S, S)
+            z = self.model.vae.encoder(x[None].to(self.device))[0]          # mean (1, 3, c, h, w)
+        meta = {"mode": "views", "views": [
+            {"image": str(v["image"]) if isinstance(v["image"], (str, Path)) else "array",
+             "azimuth": a, "elevation": e} for v, (a, e) in zip(views, angles)]}
+        return self._finish(z, meta, settings, timings, report,
+                            lambda z, st, rep, tick: self.refine(z, x, st, rep))
+
+    def unconditional_to_3d(self, **settings) -> Result:
+        """"Surprise me": the DiT's null condition (what it learned from condition dropout);
+        guidance has no meaning without a condition and is not used."""
+        settings.pop("guidance", None)
+        return self._generate(lambda: self.model.dit.null_condition(1),
+                              {"mode": "unconditional"}, **settings)
+
+    def generate(self, params: dict, progress=None) -> Result:
+        """Run a request checked by protocol.validate_generate (the CLI's and the
+        server's): the mode picks the method, the request's fields are its settings."""
+        settings = {k: params[k] for k in protocol.NUMBER_FIELDS if k in params}
+        settings.update(texture_mode=params.get("texture_mode", "uv"), progress=progress,
+                        sampler=params.get("sampler"), extractor=params.get("extractor"))
+        mode = params["mode"]
+        if mode == "image":
+            return self.image_to_3d(params["image"], **settings)
+        if mode == "views":
+            return self.views_to_3d(params["views"], **settings)
+        if mode == "unconditional":
+            return self.unconditional_to_3d(**settings)
+        return self.text_to_3d(params["prompt"], **settings)
+
+    def refine(self, z, views_vx10xSxS, settings: dict, report):
+        """refine.refine_latent with this pipeline's model, seed and step reports."""
+        from .refine import refine_latent
+        return refine_latent(self.model.vae, z, views_vx10xSxS, settings["refine_steps"],
+                             seed=settings["seed"],
+                             report=lambda step, total: report("refine", step, total))
 
     def export(self, result: Result, out_glb) -> tuple[Path, Path]:
         """Write NAME.glb + NAME.json + a thumbnail NAME.png; refuses (KilnError) to
@@ -153,27 +231,50 @@ class Pipeline:
                             "folder or check its permissions and free space.") from exc
 
     # ------------------------------------------------------------------ stages
-    def _generate(self, make_condition, meta: dict, seed: int = 0, steps: int | None = None,
+    def _settings(self, mode: str, seed: int = 0, steps: int | None = None,
                   guidance: float | None = None, resolution: int | None = None,
                   faces: int | None = None, texture: int | None = None,
                   texture_mode: str = "uv", sampler: str | None = None,
-                  extractor: str | None = None, progress=None) -> Result:
+                  extractor: str | None = None, refine_steps: int | None = 0) -> dict:
+        """The settings of one job, the model's defaults filled in; what plays no part in
+        `mode` is left out (views: steps, guidance, sampler; unconditional: guidance)."""
         s = self.config.sampling
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
-                        resolution=int(resolution or 128),
+                        sampler=sampler or s.sampler, resolution=int(resolution or 128),
                         faces=int(DEFAULT_FACES if faces is None else faces),
                         texture=int(texture or s.texture), texture_mode=texture_mode,
-                        sampler=sampler or s.sampler, extractor=extractor or s.extractor)
-        if settings["extractor"] not in EXTRACTORS:
-            raise KilnError(BAD_REQUEST, f"Unknown extractor '{settings['extractor']}': use one of "
-                            f"{', '.join(EXTRACTORS)}.")
+                        extractor=extractor or s.extractor,
+                        refine_steps=protocol.check_number("refine_steps", refine_steps or 0))
+        for name, choices in (("extractor", EXTRACTORS), ("sampler", protocol.SAMPLERS)):
+            if settings[name] not in choices:
+                raise KilnError(BAD_REQUEST, f"Unknown {name} '{settings[name]}': use one "
+                                f"of {', '.join(choices)}.")
+        protocol.check_refine(mode, settings["refine_steps"])
+        drop = {"views": ("steps", "guidance", "sampler"), "unconditional": ("guidance",)}
+        for name in drop.get(mode, ()):
+            settings.pop(name)
+        return settings
+
+    def _generate(self, make_condition, meta: dict, progress=None, refine_to=None,
+                  **options) -> Result:
+        """Condition -> sampled latent -> `_finish`."""
+        settings = self._settings(meta["mode"], **options)
         report = progress or (lambda stage, step, total: None)
         timings: dict[str, float] = {}
         with self._stage("condition", timings, report):
             cond = make_condition()
         with self._stage("sample", timings, report):
             z = self.sample_latent(cond, settings, report)
+        return self._finish(z, meta, settings, timings, report, refine_to)
+
+    def _finish(self, z, meta: dict, settings: dict, timings: dict, report,
+                refine_to=None) -> Result:
+        """Latent z (1, 3, c, h, w) [-> refine] -> decode -> extract -> texture.
+        refine_to(z, settings, report, tick) -> z runs when settings ask for refine steps."""
+        if settings["refine_steps"]:
+            with self._stage("refine", timings, report, grad=True) as tick:
+                z = refine_to(z, settings, report, tick)
         with self._stage("decode", timings, report):
             planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
         with self._stage("extract", timings, report) as tick:
@@ -182,29 +283,32 @@ class Pipeline:
         if mesh.num_faces == 0:
             raise no_surface(meta["mode"])
         with self._stage("texture", timings, report) as tick:
-            mesh = self.paint(planes, mesh, settings["texture"], texture_mode, tick=tick)
+            mesh = self.paint(planes, mesh, settings["texture"], settings["texture_mode"],
+                              tick=tick)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),
                     **settings)
         return Result(mesh=mesh, timings=timings, meta=meta)
 
     @contextmanager
-    def _stage(self, name: str, timings: dict, report):
-        """Report, time and run one stage; yields its tick (see `_ticker`)."""
+    def _stage(self, name: str, timings: dict, report, grad: bool = False):
+        """Report, time and run one stage; yields its tick (see `_ticker`). Stages run in
+        inference mode, except with `grad` (refine optimises the latent)."""
         report(name, 0, 1)
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(not grad), torch.set_grad_enabled(grad):
             yield _ticker(report, name)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         timings[name] = time.perf_counter() - t0
 
     def sample_latent(self, cond: Condition, settings: dict, report) -> torch.Tensor:
-        """Noise -> latent z (1, 3, c, h, w) by the flow ODE with CFG."""
+        """Noise -> latent z (1, 3, c, h, w) by the flow ODE with CFG (no guidance in the
+        settings: the plain conditional model, as for the null condition)."""
         v = self.config.vae
         shape = (1, 3, v.latent_channels, v.latent_size, v.latent_size)
         x = initial_noise(shape, settings["seed"], self.device)
         velocity = cfg_velocity(self.model.dit, cond, self.model.dit.null_condition(1),
-                                settings["guidance"])
+                                settings.get("guidance", 1.0))
         sampler = SAMPLERS[settings["sampler"]]
         x = sampler(velocity, x, time_grid(settings["steps"]).tolist(),
                     lambda i, n, _x: report("sample", i, n))

@@ -18,6 +18,17 @@ else there). Messages, in the order a session sees them:
 
 `validate_generate` is the single place that checks a generate request; the engine
 runs it on every request and the add-on may run it too, to refuse bad input early.
+
+Modes: "text" (a prompt), "image" (one picture), "views" (1-4 pictures of one object,
+each with its direction, reconstructed through the VAE encoder), "unconditional" (no
+input: the null condition, "Surprise me"). A views request carries
+    "views": [{"image": "/abs/front.png", "direction": "front"},
+              {"image": "/abs/side.png", "azimuth": 90, "elevation": 20}]
+Directions (one convention for the CLI, the protocol and the add-on): azimuth 0 is the
+front (the camera on -Y looking towards +Y, Blender's Front view), 90 the right (+X),
+180 the back, 270 the left, counter-clockwise seen from above; elevation is degrees
+above the ground plane, 90 looks straight down. "refine_steps" (image and views modes)
+fits the result to its picture(s) by that many optimisation steps.
 """
 
 from __future__ import annotations
@@ -49,12 +60,29 @@ ENGINE_TYPES = frozenset({READY, PROGRESS, RESULT, ERROR, CANCELLED, PONG})
 ALL_TYPES = CLIENT_TYPES | ENGINE_TYPES
 FINAL_TYPES = frozenset({RESULT, ERROR, CANCELLED})  # end a job
 
-STAGES = ("load", "condition", "sample", "decode", "extract", "texture", "export")
+STAGES = ("load", "condition", "sample", "encode", "refine", "decode", "extract", "texture",
+          "export")
 
 # ---------------------------------------------------------------- generate fields
-MODES = ("text", "image")
+MODES = ("text", "image", "views", "unconditional")
+REFINE_MODES = ("image", "views")   # the modes with picture(s) to refine against
 TEXTURE_MODES = ("uv", "vertex")
 EXTRACTORS = ("mc", "flexicubes")   # marching cubes; Kiln's FlexiCubes (keeps sharp edges)
+SAMPLERS = ("euler", "heun")        # engine/sampling.py SAMPLERS
+
+# Views mode: 1 to MAX_VIEWS pictures (the encoder was trained on 1-4 views), each with a
+# direction preset or an azimuth and elevation (convention in the module docstring).
+MAX_VIEWS = 4
+DEFAULT_ELEVATION = 20.0            # slightly from above, as product photos and training
+DIRECTIONS = {"front": (0.0, DEFAULT_ELEVATION), "right": (90.0, DEFAULT_ELEVATION),
+              "back": (180.0, DEFAULT_ELEVATION), "left": (270.0, DEFAULT_ELEVATION),
+              "top": (0.0, 90.0)}   # name: (azimuth, elevation) in degrees
+VIEW_FIELDS = {
+    "azimuth": (float, -360.0, 360.0, "the picture's azimuth in degrees: 0 front, 90 "
+                "right, 180 back, 270 left"),
+    "elevation": (float, -90.0, 90.0, "the picture's elevation in degrees: 0 level, 90 "
+                  "from the top"),
+}
 
 # name: (kind, low, high, what it does) -- the ranges a request may ask for.
 NUMBER_FIELDS = {
@@ -64,9 +92,11 @@ NUMBER_FIELDS = {
     "resolution": (int, 32, 512, "the extraction grid resolution"),
     "faces": (int, 100, 500_000, "the face budget; 0 means no limit"),
     "texture": (int, 64, 4096, "the texture size in pixels"),
+    "refine_steps": (int, 0, 100, "the refine steps against the input picture(s); 0 is off"),
 }
-TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "model", "out")
-GENERATE_FIELDS = frozenset({"type", *TEXT_FIELDS, *NUMBER_FIELDS})
+TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "sampler",
+               "model", "out")
+GENERATE_FIELDS = frozenset({"type", "views", *TEXT_FIELDS, *NUMBER_FIELDS})
 NO_LIMIT_FIELDS = frozenset({"faces"})  # 0 is also accepted: no limit (no decimation)
 MAX_PROMPT_CHARS = 500  # the one prompt limit (pipeline, CLI, server, add-on)
 MAX_INT_DIGITS = 100    # far above any field's range; Python's int() stops at 4,300 digits
@@ -207,9 +237,9 @@ def validate_generate(msg: dict) -> dict:
     """Check and normalise a generate request; raise KilnError naming field and fix.
 
     Returns a new dict with "id", "mode", "prompt", "image" (absolute path or None),
-    "texture_mode", "model" and "out" (str or None), and each number field present in
-    the request (ints as int, guidance as float). Absent numbers stay absent so the
-    model's own defaults apply.
+    "views" (see `check_views`, or None), "texture_mode", "extractor", "sampler", "model"
+    and "out" (str or None), and each number field present in the request (ints as int,
+    guidance as float). Absent numbers stay absent so the model's own defaults apply.
     """
     unknown = sorted(set(msg) - GENERATE_FIELDS)
     if unknown:
@@ -217,24 +247,118 @@ def validate_generate(msg: dict) -> dict:
                         f"request: remove it or check the spelling (known: "
                         f"{_names(GENERATE_FIELDS - {'type'})}).")
     out = {"id": _job_id(msg.get("id"))}
-    for name in ("prompt", "image", "model", "out", "mode", "texture_mode", "extractor"):
+    for name in ("prompt", "image", "model", "out", "mode", "texture_mode", "extractor",
+                 "sampler"):
         out[name] = _optional_text(msg, name)
-    out["mode"] = _mode(out["mode"], out["image"])
+    out["mode"] = _mode(out["mode"], out["image"], msg.get("views"))
     out["texture_mode"] = _choice("texture_mode", out["texture_mode"] or "uv",
                                   TEXTURE_MODES)
-    if out["extractor"] is not None:          # None: the model's default (config sampling)
-        out["extractor"] = _choice("extractor", out["extractor"], EXTRACTORS)
+    for name, choices in (("extractor", EXTRACTORS), ("sampler", SAMPLERS)):
+        if out[name] is not None:             # None: the model's default (config sampling)
+            out[name] = _choice(name, out[name], choices)
+    out["views"] = None
     if out["mode"] == "text":
         out["prompt"] = check_prompt(out["prompt"])
-    else:
+    elif out["mode"] == "image":
         out["image"] = _image_path(out["image"])
         out["prompt"] = (out["prompt"] or "").strip()
+    else:                                     # views, unconditional: no prompt, no image
+        out["image"], out["prompt"] = None, ""
+        if out["mode"] == "views":
+            out["views"] = check_views(msg.get("views"))
     if out["out"] is not None:
         out["out"] = _out_path(out["out"])
     for name in NUMBER_FIELDS:
         if msg.get(name) is not None:
             out[name] = _number(name, msg[name])
+    check_refine(out["mode"], out.get("refine_steps", 0))
     return out
+
+
+def check_refine(mode: str, steps: int) -> None:
+    """Refine fits a result to its input picture(s): text and unconditional results have
+    none, so asking for it there is refused rather than silently skipped."""
+    if steps and mode not in REFINE_MODES:
+        raise KilnError(BAD_REQUEST, f'The "refine_steps" field is {steps}, but refine fits '
+                        f"a result to its input picture(s) and {mode} mode has none: set "
+                        f"refine_steps to 0, or use {' or '.join(REFINE_MODES)} mode.")
+
+
+def check_views(views) -> list[dict]:
+    """The pictures of a views request -> [{"image": absolute path, "azimuth": 0..360,
+    "elevation": -90..90}]; KilnError naming the picture and the fix for a count outside
+    1..MAX_VIEWS, a bad file or a bad direction."""
+    check_view_count(views)
+    return [_view(i, view, len(views)) for i, view in enumerate(views)]
+
+
+def check_view_count(views) -> None:
+    """KilnError unless `views` is a list of 1 to MAX_VIEWS items."""
+    example = ('e.g. [{"image": "front.png", "direction": "front"}, {"image": '
+               '"side.png", "azimuth": 90, "elevation": 20}]')
+    if views is None or (isinstance(views, (list, tuple)) and not views):
+        raise KilnError(BAD_IMAGE, f"Views mode needs 1 to {MAX_VIEWS} pictures and got "
+                        f'none: set "views" to a list of pictures with their directions, '
+                        f"{example}.")
+    if not isinstance(views, (list, tuple)):
+        raise KilnError(BAD_REQUEST, f'The "views" field must be a list of pictures, got '
+                        f"{type(views).__name__} {_shown(views)}: {example}.")
+    if len(views) > MAX_VIEWS:
+        raise KilnError(BAD_IMAGE, f"Views mode takes 1 to {MAX_VIEWS} pictures (the "
+                        f"encoder was trained on up to {MAX_VIEWS} views) and got "
+                        f"{len(views)}: leave {len(views) - MAX_VIEWS} out.")
+
+
+def view_name(i: int, count: int) -> str:
+    return f"Picture {i + 1} of {count}"
+
+
+def _view(i: int, view, count: int) -> dict:
+    name = view_name(i, count)
+    if not isinstance(view, dict):
+        raise KilnError(BAD_REQUEST, f"{name} must be an object with an \"image\" and a "
+                        f"\"direction\" (or \"azimuth\" and \"elevation\"), got "
+                        f"{type(view).__name__} {_shown(view)}.")
+    unknown = sorted(set(view) - {"image", "direction", *VIEW_FIELDS})
+    if unknown:
+        raise KilnError(BAD_REQUEST, f"{name} has an unknown field {unknown[0]!r}: use "
+                        "image, direction, azimuth and elevation.")
+    image = _optional_text(view, "image")
+    if not image or not image.strip():
+        raise KilnError(BAD_IMAGE, f'{name} has no "image": set it to the path of a PNG '
+                        "or JPEG file.")
+    try:
+        image = _image_path(image)
+    except KilnError as exc:
+        said = exc.message[:1].lower() + exc.message[1:]      # "The image ..." -> "the"
+        raise KilnError(exc.code, f"{name}: {said}") from None
+    azimuth, elevation = view_direction(view, name)
+    return {"image": image, "azimuth": azimuth, "elevation": elevation}
+
+
+def view_direction(view: dict, name: str = "The picture") -> tuple[float, float]:
+    """(azimuth in [0, 360), elevation) in degrees of one picture: from its "direction"
+    preset or from its "azimuth" (and "elevation", default DEFAULT_ELEVATION)."""
+    preset = _optional_text(view, "direction")
+    if preset is not None:
+        if view.get("azimuth") is not None or view.get("elevation") is not None:
+            raise KilnError(BAD_REQUEST, f'{name} gives both a "direction" and angles: '
+                            'keep one, a preset such as "front" or "azimuth" (and '
+                            '"elevation").')
+        if preset not in DIRECTIONS:
+            raise KilnError(BAD_REQUEST, f"{name} has the direction {_shown(preset)}: use "
+                            f"one of {', '.join(DIRECTIONS)}, or give azimuth and "
+                            "elevation in degrees.")
+        return DIRECTIONS[preset]
+    if view.get("azimuth") is None:
+        raise KilnError(BAD_REQUEST, f'{name} has no direction: add "direction" (one of '
+                        f'{", ".join(DIRECTIONS)}) or "azimuth" in degrees (0 front, '
+                        "90 right, 180 back, 270 left).")
+    azimuth = _number("azimuth", view["azimuth"], VIEW_FIELDS, f"{name}: the")
+    elevation = DEFAULT_ELEVATION
+    if view.get("elevation") is not None:
+        elevation = _number("elevation", view["elevation"], VIEW_FIELDS, f"{name}: the")
+    return azimuth % 360.0, elevation
 
 
 def _job_id(value):
@@ -273,9 +397,9 @@ def _choice(name: str, value: str, choices) -> str:
     return value
 
 
-def _mode(mode, image) -> str:
+def _mode(mode, image, views) -> str:
     if mode is None:
-        return "image" if image else "text"
+        return "views" if views is not None else "image" if image else "text"
     return _choice("mode", mode, MODES)
 
 
@@ -340,26 +464,32 @@ def _out_path(value: str) -> str:
     return str(Path(value).expanduser())
 
 
-def _number(name: str, given):
-    kind, low, high, what = NUMBER_FIELDS[name]
+def _number(name: str, given, table=NUMBER_FIELDS, where: str = "The"):
+    """`given` checked against table[name] = (kind, low, high, what); `where` starts the
+    sentence (e.g. "Picture 2 of 3: the")."""
+    kind, low, high, what = table[name]
     span = f"use a value from {low} to {high}"
+    field = f'{where} "{name}" field ({what})'
     if isinstance(given, bool) or not isinstance(given, (int, float)):
-        raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) must be a number, got '
+        raise KilnError(BAD_REQUEST, f"{field} must be a number, got "
                         f"{type(given).__name__} {_shown(given)}: {span}.")
     if kind is int:
         if isinstance(given, float) and not given.is_integer():  # also inf and NaN
-            raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) must be a whole '
-                            f"number, got {_shown(given)}: {span}.")
+            raise KilnError(BAD_REQUEST, f"{field} must be a whole number, got "
+                            f"{_shown(given)}: {span}.")
         value = int(given)
     else:
         value = _as_float(given)
         if value != value:  # NaN
-            raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is not a number: '
-                            f"{span}.")
+            raise KilnError(BAD_REQUEST, f"{field} is not a number: {span}.")
     if not low <= value <= high and not (value == 0 and name in NO_LIMIT_FIELDS):
-        raise KilnError(BAD_REQUEST, f'The "{name}" field ({what}) is {_shown(given)}, out '
-                        f"of range: {span}.")
+        raise KilnError(BAD_REQUEST, f"{field} is {_shown(given)}, out of range: {span}.")
     return value
+
+
+def check_number(name: str, value):
+    """One number field checked as a request's would be (the pipeline's API uses it)."""
+    return _number(name, value)
 
 
 def _as_float(value) -> float:

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="say ready before loading the text encoder (the first text "
                         "request then pays for it)")
-    # Test hook: sleep this long in each sampling step so a cancel lands mid-job.
+    # Test hook: sleep this long in each sampling (and refine) step so a cancel lands mid-job.
     parser.add_argument("--test-step-delay", type=float, default=0.0,
                         help=argparse.SUPPRESS)
 
@@ -309,7 +309,7 @@ class Server:
         delay = self.args.test_step_delay
 
         def progress(stage: str, step: int, total: int) -> None:
-            if delay and stage == "sample":
+            if delay and stage in ("sample", "refine"):
                 time.sleep(delay)
             if job.cancel.is_set():
                 raise Cancelled(job.id)
@@ -327,12 +327,7 @@ class Server:
         out = self.out_path(p)
         outputs.check_writable(out)  # before any work: a bad output is refused at once
         pipe = self.pipeline_for(p.get("model"), progress)
-        settings = {k: p[k] for k in protocol.NUMBER_FIELDS if k in p}
-        settings["texture_mode"], settings["extractor"] = p["texture_mode"], p["extractor"]
-        if p["mode"] == "image":
-            res = pipe.image_to_3d(p["image"], progress=progress, **settings)
-        else:
-            res = pipe.text_to_3d(p["prompt"], progress=progress, **settings)
+        res = pipe.generate(p, progress=progress)
         progress("export", 0, 1)
         t0 = time.perf_counter()
         glb, sidecar = pipe.export(res, str(out))
@@ -357,7 +352,7 @@ class Server:
             out = Path(p["out"])
             out = out if out.is_absolute() else self.out_dir / out
         else:
-            stem = _slug(p["prompt"] or Path(p["image"] or "image").stem)
+            stem = _slug(p["prompt"] or Path(_picture(p) or "surprise").stem)
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = self.out_dir / f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}.glb"
         return out.resolve()  # its folders are made when the result is written
@@ -397,6 +392,11 @@ def _lines(stdin):
         yield from lines
     if pending:
         yield pending
+
+
+def _picture(p: dict):
+    """The request's (first) picture path, or None (text and unconditional modes)."""
+    return p.get("image") or (p.get("views") or [{}])[0].get("image")
 
 
 def _slug(text: str, limit: int = 32) -> str:

@@ -45,7 +45,10 @@ def _as_list(x, n: int) -> list[float]:
     return x
 
 
-def orbit_cameras(n: int, radius: float = 2.6, elevation_deg: float | Sequence[float] = 20.0,
+ORBIT_RADIUS = 2.6   # the training cameras' distance from the origin
+
+
+def orbit_cameras(n: int, radius: float = ORBIT_RADIUS, elevation_deg: float | Sequence[float] = 20.0,
                   azimuth_deg: float | Sequence[float] | None = None,
                   fov_deg: float = 40.0) -> torch.Tensor:
     """n cameras on a sphere of `radius` looking at the origin -> c2w (n, 4, 4).

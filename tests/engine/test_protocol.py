@@ -144,10 +144,13 @@ def test_huge_numbers_get_a_short_sentence_not_a_crash(value):
         assert "use a value from" in err.message and len(err.message) < 200, err.message
 
 
-def test_edges_of_every_range_are_accepted():
+def test_edges_of_every_range_are_accepted(tmp_path):
+    picture = tmp_path / "ref.png"
+    picture.write_bytes(b"png")
     for name, (_, low, high, _) in protocol.NUMBER_FIELDS.items():
-        for value in (low, high):
-            got = protocol.validate_generate({"prompt": "a", name: value})
+        source = {"image": str(picture)} if name == "refine_steps" else {"prompt": "a"}
+        for value in (low, high):                   # refine needs a picture (test_modes.py)
+            got = protocol.validate_generate({**source, name: value})
             assert got[name] == value
 
 
