@@ -6,7 +6,6 @@ folder, which Python runs the engine). Standard library + bpy only.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -102,13 +101,19 @@ def has_torch(python: str) -> bool:
 
 
 def _check_torch(python: str) -> bool:
+    """Ask `python` itself, in the environment the engine gets (client.py: no PYTHONHOME,
+    PYTHONPATH the engine's folder). Comparing interpreter files cannot tell: two
+    virtual environments made from one Python resolve to the same binary, and Blender's
+    own process may see modules (its scripts folders) that its Python run alone does not."""
     if not os.path.isfile(python):
         return False
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        return importlib.util.find_spec("torch") is not None
     code = "import importlib.util,sys; sys.exit(importlib.util.find_spec('torch') is None)"
+    env = dict(os.environ, PYTHONPATH=ADDON_DIR)
+    env.pop("PYTHONHOME", None)
     try:
-        done = subprocess.run([python, "-c", code], capture_output=True, timeout=30)
+        done = subprocess.run([python, "-c", code], capture_output=True, timeout=30, env=env,
+                              stdin=subprocess.DEVNULL, cwd=ADDON_DIR,
+                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

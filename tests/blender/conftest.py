@@ -3,6 +3,10 @@
 bpy can be imported once per process and its data persists, so every Blender
 scenario runs in its own process (tests/blender/scenarios.py) with a private
 BLENDER_USER_RESOURCES folder; the tests assert on the JSON it prints.
+
+Two Blenders: 5.0.1 (the bpy in .venv, which also has torch) and 4.2 LTS, the oldest
+the manifest allows (bpy 4.2 in .venv-bpy42, made by `make bpy42`; it has no torch, so
+its scenarios set the engine Python to .venv's, as a user would in Preferences).
 """
 
 import json
@@ -17,6 +21,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EXT_CLI = "bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+BPY42_PYTHON = ROOT / ".venv-bpy42" / "bin" / "python"
+BLENDERS = ("5.0", "4.2")       # the versions every parametrised Blender test runs under
 
 
 def blender_ext_cli(python: str) -> Path:
@@ -39,6 +45,23 @@ def bpy_python(venv_python) -> str:
 
 
 @pytest.fixture(scope="session")
+def blender_pythons(bpy_python) -> dict:
+    """{"5.0": python, "4.2": python or None when .venv-bpy42 is not set up}."""
+    lts = None
+    if BPY42_PYTHON.exists():
+        check = subprocess.run([str(BPY42_PYTHON), "-c", "import bpy"], capture_output=True)
+        lts = str(BPY42_PYTHON) if check.returncode == 0 else None
+    return {"5.0": bpy_python, "4.2": lts}
+
+
+def blender_python(blender_pythons: dict, blender: str) -> str:
+    python = blender_pythons[blender]
+    if python is None:
+        pytest.skip(f"Blender {blender} (bpy) is not set up in .venv-bpy42: run `make bpy42`")
+    return python
+
+
+@pytest.fixture(scope="session")
 def kiln_zip(bpy_python, tmp_path_factory) -> Path:
     """The extension zip built from the repository with Blender's builder."""
     out_dir = tmp_path_factory.mktemp("dist")
@@ -58,16 +81,19 @@ def zip_names(kiln_zip) -> list:
 
 
 @pytest.fixture(scope="session")
-def run_scenario(bpy_python, kiln_zip, tiny_model_dir, tmp_path_factory):
-    """run_scenario(name, **args) -> the dict the scenario printed."""
-    def run(name: str, timeout: float = 280, **args):
-        work = tmp_path_factory.mktemp(f"scenario-{name}")
+def run_scenario(blender_pythons, venv_python, kiln_zip, tiny_model_dir, tmp_path_factory):
+    """run_scenario(name, blender="5.0", **args) -> the dict the scenario printed."""
+    def run(name: str, timeout: float = 280, blender: str = "5.0", **args):
+        python = blender_python(blender_pythons, blender)
+        work = tmp_path_factory.mktemp(f"scenario-{name}-{blender}")
         (work / "out").mkdir()
         args = dict(zip=str(kiln_zip), model=str(tiny_model_dir), out=str(work / "out"), **args)
+        if python != venv_python:              # a Blender without torch: set it up as users do
+            args.setdefault("engine_python", venv_python)
         env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "user"),
                    PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
-        done = subprocess.run([bpy_python, str(HERE / "scenarios.py"), name, json.dumps(args)],
+        done = subprocess.run([python, str(HERE / "scenarios.py"), name, json.dumps(args)],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=str(work))
         lines = [l for l in done.stdout.splitlines() if l.startswith("KILN_RESULT ")]
