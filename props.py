@@ -4,11 +4,52 @@ Only what the artist sets lives here (saved with the .blend, undoable). Job stat
 (progress, engine state, last error) is runtime state in operators/session.py.
 """
 
+import os
+
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty,
-                       IntProperty, PointerProperty, StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+                       FloatVectorProperty, IntProperty, PointerProperty, StringProperty)
+
+from .engine import protocol
 
 SEED_MAX = 2**31 - 1
+MAX_PICTURES = protocol.MAX_VIEWS
+REFINE_MAX = protocol.NUMBER_FIELDS["refine_steps"][2]
+
+DIRECTIONS = (
+    ('FRONT', "Front", "Taken from the front (Blender's Front view), slightly from above"),
+    ('RIGHT', "Right", "Taken from the right side (Blender's Right view)"),
+    ('BACK', "Back", "Taken from the back"),
+    ('LEFT', "Left", "Taken from the left side"),
+    ('TOP', "Top", "Taken from straight above (Blender's Top view)"),
+    ('CUSTOM', "Custom", "Azimuth and elevation of your own"),
+)
+
+
+class KilnPicture(bpy.types.PropertyGroup):
+    """One picture of the Pictures input and the direction it was taken from."""
+    source: EnumProperty(
+        name="Picture", default='FILE',
+        items=(('FILE', "File", "A picture file on disk"),
+               ('BLENDER', "Blender Image", "An image already loaded in Blender")))
+    path: StringProperty(name="Picture file", subtype='FILE_PATH')
+    image: PointerProperty(name="Image", type=bpy.types.Image)
+    direction: EnumProperty(name="Direction", items=DIRECTIONS, default='FRONT',
+                            description="Where the camera stood when the picture was taken")
+    azimuth: FloatProperty(
+        name="Azimuth", default=0.0, min=protocol.VIEW_FIELDS["azimuth"][1],
+        max=protocol.VIEW_FIELDS["azimuth"][2],
+        description="Degrees around the object: 0 front, 90 right, 180 back, 270 left")
+    elevation: FloatProperty(
+        name="Elevation", default=protocol.DEFAULT_ELEVATION,
+        min=protocol.VIEW_FIELDS["elevation"][1], max=protocol.VIEW_FIELDS["elevation"][2],
+        description="Degrees above the ground: 0 level, 90 from the top")
+
+    def label(self) -> str:
+        """The picture's name, or "" when none is chosen yet."""
+        if self.source == 'FILE':
+            return os.path.basename(self.path.strip())
+        return self.image.name if self.image is not None else ""
 
 TEXTURE_SIZES = (
     ('0', "Auto", "The model's default texture size"),
@@ -24,7 +65,9 @@ class KilnSceneProps(bpy.types.PropertyGroup):
     mode: EnumProperty(
         name="Input", default='TEXT',
         items=(('TEXT', "Text", "Generate from a prompt", 'FONT_DATA', 0),
-               ('IMAGE', "Image", "Generate from a picture", 'IMAGE_DATA', 1)))
+               ('IMAGE', "Image", "Generate from a picture", 'IMAGE_DATA', 1),
+               ('VIEWS', "Pictures", "Reconstruct an object from 1-4 pictures of it, each "
+                "with the direction it was taken from", 'RENDERLAYERS', 2)))
     prompt: StringProperty(name="Prompt", description="What to make, e.g. 'a red chair'")
     image_source: EnumProperty(
         name="Picture", default='FILE',
@@ -44,6 +87,12 @@ class KilnSceneProps(bpy.types.PropertyGroup):
     key_tolerance: FloatProperty(
         name="Tolerance", default=0.1, min=0.0, max=1.0,
         description="How far (0-1) a colour may be from the key and still count as background")
+    pictures: CollectionProperty(type=KilnPicture)
+    picture_index: IntProperty(name="Active picture", default=0)
+    refine_steps: IntProperty(
+        name="Refine", default=0, min=0, max=REFINE_MAX,
+        description="Optimisation steps that bring the result closer to its picture(s) "
+                    "(0 = off; a fraction of a second each)")
 
     # -- sampling
     seed: IntProperty(name="Seed", default=0, min=0, max=SEED_MAX)
@@ -53,6 +102,11 @@ class KilnSceneProps(bpy.types.PropertyGroup):
                             description="How strongly the result follows the prompt")
     variations: IntProperty(name="Variations", default=4, min=1, max=16,
                             description="How many seeds the Variations button makes")
+    sampler: EnumProperty(
+        name="Sampler", default='AUTO',
+        items=(('AUTO', "Auto", "The model's default sampler"),
+               ('EULER', "Euler", "Euler steps: one model call per step"),
+               ('HEUN', "Heun", "Heun steps: two model calls per step, finer at few steps")))
 
     # -- output
     resolution: IntProperty(name="Grid", default=0, min=0, max=512,
@@ -64,6 +118,11 @@ class KilnSceneProps(bpy.types.PropertyGroup):
         name="Colour", default='UV',
         items=(('UV', "Texture", "Bake colour into a UV texture"),
                ('VERTEX', "Vertex colours", "Store colour per vertex")))
+    extractor: EnumProperty(
+        name="Extractor", default='AUTO',
+        items=(('AUTO', "Auto", "The model's default mesh extractor"),
+               ('MC', "Marching cubes", "Smooth surfaces"),
+               ('FLEXICUBES', "FlexiCubes", "Keeps sharp edges and flat faces")))
     smooth: BoolProperty(name="Smooth shading", default=True)
     target_size: FloatProperty(name="Size", default=2.0, min=0.001, soft_max=100.0,
                                subtype='DISTANCE', unit='LENGTH',
@@ -71,6 +130,7 @@ class KilnSceneProps(bpy.types.PropertyGroup):
 
 
 def register():
+    bpy.utils.register_class(KilnPicture)
     bpy.utils.register_class(KilnSceneProps)
     bpy.types.Scene.kiln = PointerProperty(type=KilnSceneProps)
 
@@ -78,3 +138,4 @@ def register():
 def unregister():
     del bpy.types.Scene.kiln
     bpy.utils.unregister_class(KilnSceneProps)
+    bpy.utils.unregister_class(KilnPicture)

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from .. import preferences as prefs_mod
+from ..props import MAX_PICTURES
 from . import importer, jobs
 from .session import SESSION, UserError, synchronous
 
@@ -31,10 +32,24 @@ def job_poll(cls, context, need_input: bool = True) -> bool:
         return _refuse(cls, "Type a prompt first")
     if need_input and props.mode == 'IMAGE' and not _has_picture(props):
         return _refuse(cls, "Pick a picture first")
+    if need_input and props.mode == 'VIEWS':
+        why = pictures_missing(props)
+        if why:
+            return _refuse(cls, why)
     python, why = prefs_mod.find_engine_python(prefs_mod.get_prefs(context))
     if python is None:
         return _refuse(cls, why)
     return True
+
+
+def pictures_missing(props) -> str:
+    """Why the Pictures list cannot be sent yet, or ""."""
+    if not len(props.pictures):
+        return "Add a picture of the object first"
+    for i, picture in enumerate(props.pictures):
+        if not picture.label():
+            return f"Picture {i + 1} has no file or image"
+    return ""
 
 
 def _has_picture(props) -> bool:
@@ -170,6 +185,65 @@ class KILN_OT_regenerate(bpy.types.Operator):
         return jobs.Job(items=[item], options=options, title="Regenerate")
 
 
+class KILN_OT_surprise(bpy.types.Operator):
+    """Make something without a prompt or picture (the model's own choice) at a random seed"""
+    bl_idname = "kiln.surprise"
+    bl_label = "Surprise Me"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return job_poll(cls, context, need_input=False)
+
+    def execute(self, context):
+        props = context.scene.kiln
+        props.seed = jobs.random_seed()
+        seed = props.seed
+        return run_job(self, context, lambda: jobs.make_job(context, [seed], "Surprise me",
+                                                             mode="unconditional"))
+
+
+class KILN_OT_picture_add(bpy.types.Operator):
+    """Add a picture of the object (up to 4), taken from the next direction around it"""
+    bl_idname = "kiln.picture_add"
+    bl_label = "Add Picture"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        props = getattr(context.scene, "kiln", None)
+        if props is not None and len(props.pictures) >= MAX_PICTURES:
+            return _refuse(cls, f"Kiln reads at most {MAX_PICTURES} pictures of an object")
+        return props is not None
+
+    def execute(self, context):
+        props = context.scene.kiln
+        used = {p.direction for p in props.pictures}
+        picture = props.pictures.add()
+        picture.direction = next((d for d in ('FRONT', 'RIGHT', 'BACK', 'LEFT') if d not in used),
+                                 'CUSTOM')
+        props.picture_index = len(props.pictures) - 1
+        return {'FINISHED'}
+
+
+class KILN_OT_picture_remove(bpy.types.Operator):
+    """Remove the selected picture from the list"""
+    bl_idname = "kiln.picture_remove"
+    bl_label = "Remove Picture"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        props = getattr(context.scene, "kiln", None)
+        return props is not None and 0 <= props.picture_index < len(props.pictures)
+
+    def execute(self, context):
+        props = context.scene.kiln
+        props.pictures.remove(props.picture_index)
+        props.picture_index = min(props.picture_index, len(props.pictures) - 1)
+        return {'FINISHED'}
+
+
 class KILN_OT_cancel(bpy.types.Operator):
     """Stop the running Kiln job (the scene stays as it was)"""
     bl_idname = "kiln.cancel"
@@ -196,4 +270,5 @@ class KILN_OT_randomise_seed(bpy.types.Operator):
 
 
 CLASSES = (KILN_OT_generate, KILN_OT_variations, KILN_OT_reroll, KILN_OT_regenerate,
-           KILN_OT_cancel, KILN_OT_randomise_seed)
+           KILN_OT_surprise, KILN_OT_picture_add, KILN_OT_picture_remove, KILN_OT_cancel,
+           KILN_OT_randomise_seed)

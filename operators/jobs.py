@@ -11,6 +11,7 @@ import os
 import random
 import re
 import time
+from types import SimpleNamespace
 
 import bpy
 
@@ -21,6 +22,9 @@ from ..props import SEED_MAX
 from .session import Job, JobItem, UserError
 
 _counter = itertools.count(1)
+# _save_rgba's name of a prepared picture: a time stamp, then the image's name (which
+# may end in its file's extension, e.g. "front.png" -> "front_png")
+_INPUT_STAMP = re.compile(r"^\d{8}-\d{6}-\d{3}_|_(png|jpe?g|tiff?|webp|bmp|exr)$", re.I)
 
 
 def random_seed() -> int:
@@ -33,20 +37,58 @@ def slug(text: str, fallback: str = "kiln") -> str:
     return "_".join(words[:3])[:24] or fallback
 
 
-def base_params(props, out_dir: str) -> dict:
-    """The generate fields shared by every seed of one press (no seed, no out yet)."""
-    params = {"mode": props.mode.lower(), "steps": props.steps,
-              "guidance": round(props.guidance, 4),
+def base_params(props, out_dir: str, mode: str | None = None) -> dict:
+    """The generate fields shared by every seed of one press (no seed, no out yet).
+    `mode`: the panel's input (text, image, views) unless given ("unconditional")."""
+    mode = mode or protocol_mode(props.mode)
+    params = {"mode": mode, "steps": props.steps, "guidance": round(props.guidance, 4),
               "texture_mode": props.texture_mode.lower(), "faces": props.faces}
-    if props.mode == 'TEXT':
+    if mode == "text":
         params["prompt"] = props.prompt.strip()
-    else:
+    elif mode == "image":
         params["image"] = prepare_image(props, out_dir)
         params["prompt"] = ""
-    for name, value in (("resolution", props.resolution), ("texture", int(props.texture))):
+    elif mode == "views":
+        params["views"] = [picture_view(props, p, i, out_dir)
+                           for i, p in enumerate(props.pictures)]
+    else:
+        params.pop("guidance")                     # no condition to guide towards
+    if mode in protocol.REFINE_MODES and props.refine_steps:
+        params["refine_steps"] = props.refine_steps
+    for name, value in (("resolution", props.resolution), ("texture", int(props.texture)),
+                        ("sampler", _chosen(props.sampler)),
+                        ("extractor", _chosen(props.extractor))):
         if value:
             params[name] = value
     return params
+
+
+def protocol_mode(panel_mode: str) -> str:
+    """The panel's input (TEXT, IMAGE, VIEWS) as the protocol's mode."""
+    return {"TEXT": "text", "IMAGE": "image", "VIEWS": "views"}[panel_mode]
+
+
+def _chosen(choice: str):
+    """An AUTO-or-name enum as the request's value (None: the model's default)."""
+    return None if choice == 'AUTO' else choice.lower()
+
+
+def picture_view(props, picture, index: int, out_dir: str) -> dict:
+    """One entry of the Pictures list as a request's view: the picture as a file with
+    its background made transparent (the panel's Background settings, as for one
+    picture) and its direction."""
+    if not picture.label():
+        raise UserError(f"Picture {index + 1} has no file or image: pick one, or remove "
+                        "it from the Pictures list.")
+    source = SimpleNamespace(image_source=picture.source, image_path=picture.path,
+                             image=picture.image, background=props.background,
+                             key_color=props.key_color, key_tolerance=props.key_tolerance)
+    view = {"image": prepare_image(source, out_dir)}
+    if picture.direction == 'CUSTOM':
+        view.update(azimuth=round(picture.azimuth, 3), elevation=round(picture.elevation, 3))
+    else:
+        view["direction"] = picture.direction.lower()
+    return view
 
 
 def request(params: dict, seed: int, out_dir: str) -> dict:
@@ -62,15 +104,20 @@ def request(params: dict, seed: int, out_dir: str) -> dict:
 
 
 def object_name(params: dict) -> str:
-    stem = params.get("prompt") or os.path.splitext(os.path.basename(params.get("image") or ""))[0]
+    picture = params.get("image") or (params.get("views") or [{}])[0].get("image") or ""
+    stem = params.get("prompt") or _INPUT_STAMP.sub("", os.path.splitext(
+        os.path.basename(picture))[0])
+    if params.get("mode") == "unconditional":
+        stem = "surprise"
     return f"{slug(stem)}_s{params['seed']}"
 
 
-def make_job(context, seeds, title: str, spacing: float | None = None) -> Job:
+def make_job(context, seeds, title: str, spacing: float | None = None,
+             mode: str | None = None) -> Job:
     """One request per seed; several seeds are laid out in a row along +X."""
     props = context.scene.kiln
     out_dir = prefs_mod.output_dir(prefs_mod.get_prefs(context))
-    shared = base_params(props, out_dir)
+    shared = base_params(props, out_dir, mode)
     cursor = context.scene.cursor.location
     step = spacing if spacing is not None else props.target_size * 1.25
     items = []

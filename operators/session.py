@@ -31,9 +31,12 @@ POLL_INTERVAL = 0.1          # seconds between timer ticks while something runs
 FORCE_TIMER = False          # tests: use the timer path even in background mode
 EXTRA_ARGS: list = []        # extra `engine serve` arguments (tests: --test-step-delay)
 
-# Share of one job's progress bar per engine stage (sample moves step by step).
-STAGE_WEIGHTS = (("load", 0.0), ("condition", 0.05), ("sample", 0.6), ("decode", 0.1),
-                 ("extract", 0.1), ("texture", 0.1), ("export", 0.05))
+# Share of one job's progress bar per engine stage, in the engine's order (sample and
+# refine move step by step; a mode skips what it does not run: views mode has no
+# condition or sample, text mode no encode or refine).
+STAGE_WEIGHTS = (("load", 0.0), ("condition", 0.05), ("sample", 0.45), ("encode", 0.05),
+                 ("refine", 0.2), ("decode", 0.05), ("extract", 0.1), ("texture", 0.05),
+                 ("export", 0.05))
 
 
 class UserError(Exception):

@@ -34,6 +34,19 @@ def draw_progress(layout, factor: float, text: str) -> None:
         layout.label(text=f"{text} ({factor * 100:.0f}%)", icon='TIME')
 
 
+class KILN_UL_pictures(bpy.types.UIList):
+    """One row per picture of the Pictures input: its name and direction."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property,
+                  index=0, flt_flag=0):
+        name = item.label() or "(no picture yet)"
+        where = (f"{item.azimuth:g}°, {item.elevation:g}°" if item.direction == 'CUSTOM'
+                 else item.direction.title())
+        row = layout.row(align=True)
+        row.label(text=name, icon='IMAGE_DATA')
+        row.label(text=where)
+
+
 class KILN_PT_main(_KilnPanel, bpy.types.Panel):
     bl_label = "Kiln"
     bl_idname = "KILN_PT_main"
@@ -44,14 +57,20 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         layout.row().prop(props, "mode", expand=True)
         if props.mode == 'TEXT':
             layout.prop(props, "prompt", text="")
-        else:
+        elif props.mode == 'IMAGE':
             self._draw_picture(layout, props)
+        else:
+            self._draw_pictures(layout, props)
         row = layout.row(align=True)
         row.prop(props, "seed")
         row.operator("kiln.randomise_seed", text="", icon='FILE_REFRESH')
         col = layout.column(align=True)
-        col.prop(props, "steps")
-        col.prop(props, "guidance")
+        if props.mode != 'VIEWS':          # views are encoded, not sampled
+            col.prop(props, "steps")
+            col.prop(props, "guidance")
+            col.prop(props, "sampler")
+        if props.mode != 'TEXT':
+            col.prop(props, "refine_steps")
         col.prop(props, "variations")
         self._draw_actions(layout, context, props)
         self._draw_status(layout, context)
@@ -70,6 +89,35 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
             row.prop(props, "key_tolerance")
 
     @staticmethod
+    def _draw_pictures(layout, props):
+        """The Pictures list (1-4, a direction each), the selected one's settings, and the
+        background removal shared with the Image input."""
+        row = layout.row()
+        row.template_list("KILN_UL_pictures", "", props, "pictures", props, "picture_index",
+                          rows=2, maxrows=4)
+        col = row.column(align=True)
+        col.operator("kiln.picture_add", text="", icon='ADD')
+        col.operator("kiln.picture_remove", text="", icon='REMOVE')
+        if 0 <= props.picture_index < len(props.pictures):
+            picture = props.pictures[props.picture_index]
+            box = layout.box()
+            box.row().prop(picture, "source", expand=True)
+            if picture.source == 'FILE':
+                box.prop(picture, "path", text="")
+            else:
+                box.template_ID(picture, "image", open="image.open")
+            box.prop(picture, "direction")
+            if picture.direction == 'CUSTOM':
+                row = box.row(align=True)
+                row.prop(picture, "azimuth")
+                row.prop(picture, "elevation")
+        layout.prop(props, "background")
+        if props.background == 'KEY':
+            row = layout.row(align=True)
+            row.prop(props, "key_color", text="")
+            row.prop(props, "key_tolerance")
+
+    @staticmethod
     def _draw_actions(layout, context, props):
         col = layout.column(align=True)
         row = col.row(align=True)
@@ -81,6 +129,7 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         row = col.row(align=True)
         row.operator("kiln.reroll", icon='FILE_REFRESH')
         row.operator("kiln.variations", icon='MOD_ARRAY')
+        col.operator("kiln.surprise", icon='QUESTION')
         if importer.is_kiln_object(context.active_object):
             col.operator("kiln.regenerate", icon='MOD_REMESH')
 
@@ -111,6 +160,7 @@ class KILN_PT_output(_KilnPanel, bpy.types.Panel):
         col.prop(props, "faces", text="Faces")
         col.prop(props, "texture")
         col.prop(props, "texture_mode")
+        col.prop(props, "extractor")
         col.prop(props, "smooth", text="Smooth")
         col.prop(props, "target_size")
 
@@ -158,7 +208,7 @@ class KILN_PT_history(_KilnPanel, bpy.types.Panel):
             row.operator("kiln.history_import", text="", icon='IMPORT').filepath = entry.glb
 
 
-CLASSES = (KILN_PT_main, KILN_PT_output, KILN_PT_engine, KILN_PT_history)
+CLASSES = (KILN_UL_pictures, KILN_PT_main, KILN_PT_output, KILN_PT_engine, KILN_PT_history)
 
 
 def register():
