@@ -2,7 +2,8 @@
 
 The decoded field is meshed by FlexiCubes in training mode on a coarse grid, with the
 field's FlexiCubes head giving the per-cube weights and the grid deformation, and the mesh
-itself is supervised against the procedural asset's exact SDF:
+itself is supervised against the asset's SDF (exact for a procedural asset; for a mesh,
+first order from its oriented surface bank: engine.train.points.StoreTruth.query):
 - surface: points sampled on the mesh should lie on the true surface (|sdf_true| there, to
   first order: |s0 + n_true . (p - p0)|, so no gradient through the asset's SDF is needed);
 - normal: the mesh's face normals against the true SDF gradient at those points;
@@ -70,14 +71,13 @@ def flexi_mesh(field, planes_1, res: int, training: bool = True):
     return verts, faces, l_dev, sdf_n, raw_sx21
 
 
-def flexi_losses(field, planes, seeds: list, batch: dict, truth, w: FlexiLossWeights,
+def flexi_losses(field, planes, rows: list, batch: dict, truth, w: FlexiLossWeights,
                  gen: torch.Generator):
-    """planes (B, 3, C, H, W) of the assets `seeds`; batch: their sample points (B, P, 3)
-    and true SDF there (B, P); truth: engine.train.points.TrueAssets -> (total, stats)."""
-    from ..render.tracer import sdf_normals
+    """planes (B, 3, C, H, W) of the store rows `rows`; batch: their sample points
+    (B, P, 3) and true SDF there (B, P); truth: engine.train.points.StoreTruth ->
+    (total, stats)."""
     terms = {k: [] for k in ("surface", "normal", "coverage", "dev", "weights", "flip")}
-    for b, seed in enumerate(seeds):
-        sdf_true = truth.sdf(seed)
+    for b, row in enumerate(rows):
         true_pts = surface_targets(batch["points"][b], batch["sdf"][b], w.true_band, w.true_points)
         verts, faces, l_dev, sdf_n, raw_sx21 = flexi_mesh(field, planes[b:b + 1], w.res)
         terms["flip"].append(sdf_sign_flip_loss(sdf_n, w.res))
@@ -85,8 +85,7 @@ def flexi_losses(field, planes, seeds: list, batch: dict, truth, w: FlexiLossWei
             continue
         p, n_mesh = sample_mesh(verts, faces, w.mesh_points, gen)
         with torch.no_grad():
-            p0 = p.detach().cpu()
-            s0, n_true = sdf_true(p0).to(p), sdf_normals(sdf_true, p0).to(p)
+            s0, n_true = (t.to(p) for t in truth.query(row, p.detach().cpu()))
         terms["surface"].append((s0 + (n_true * (p - p.detach())).sum(1)).abs().mean())
         terms["normal"].append((1 - (n_mesh * n_true).sum(1)).mean())
         if len(true_pts):

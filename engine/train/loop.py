@@ -81,15 +81,14 @@ class StageLoss(torch.nn.Module):
 
     def __init__(self, stage: str, model, freeze_encoder: bool = False, flexi_res: int = 0,
                  weights=None, table: torch.Tensor | None = None, prior: float = 0.0,
-                 freeze_table: bool = False):
+                 freeze_table: bool = False, truth=None):
         super().__init__()
         self.stage, self.mesh_losses, self.weights, self.prior = stage, None, weights, prior
-        if flexi_res:
+        if flexi_res:                    # truth: the store's StoreTruth (engine.train.points)
             from .flexi import FlexiLossWeights, flexi_losses
-            from .points import TrueAssets
-            fw, truth = FlexiLossWeights(res=flexi_res), TrueAssets()
+            fw = FlexiLossWeights(res=flexi_res)
             self.mesh_losses = lambda planes, batch, rnd: flexi_losses(
-                self.vae.field, planes, rnd["seeds"], batch, truth, fw, rnd["gen"])
+                self.vae.field, planes, rnd["rows"], batch, truth, fw, rnd["gen"])
         if stage in ("vae", "fit", "encoder"):
             self.vae = model.vae
             if freeze_encoder or stage == "fit":  # a trained DiT's latents stay valid
@@ -130,10 +129,10 @@ class StageLoss(torch.nn.Module):
         return dit_step_losses(self.dit, self.image_encoder, batch, rnd)
 
 
-def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs):
+def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs, truth=None):
     """Returns make(global_idx) -> (batch, rnd) holding this rank's share of the batch."""
     if stage != "dit":
-        return _vae_batch_fn(store, d, gen, a)
+        return _vae_batch_fn(store, d, gen, a, truth)
 
     from .dit import draw_noise
     latent_shape = store.tensors["latent"].shape[1:]
@@ -152,16 +151,12 @@ def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs):
     return make
 
 
-def _vae_batch_fn(store: Store, d, gen, a: TrainArgs):
-    """VAE batches: views and targets from the store; with `fresh_points`, new exact 3D
-    samples drawn around each asset's surface bank (engine.train.points)."""
-    from .points import PointDraw, TrueAssets, fresh_samples
+def _vae_batch_fn(store: Store, d, gen, a: TrainArgs, truth):
+    """VAE batches: views and targets from the store; with `fresh_points`, new 3D samples
+    of each asset every step (truth: engine.train.points.StoreTruth)."""
+    from .points import PointDraw
     max_views = store.tensors["views"].shape[1]
-    seeds = store.info.get("seeds")
-    if a.fresh_points and not (seeds and "surface" in store.tensors):
-        raise ValueError(f"--fresh-points needs a procedural store with surface banks; {a.data} "
-                         "has none: rebuild it with `python -m engine train data --out DIR`.")
-    assets, draw = TrueAssets(), PointDraw(count=a.fresh_points)
+    draw = PointDraw(count=a.fresh_points)
     keys = ["views", "albedo"] + ([] if a.fresh_points else ["points", "sdf", "rgb"])
     if a.stage == "encoder":
         keys = ["views"]
@@ -170,17 +165,18 @@ def _vae_batch_fn(store: Store, d, gen, a: TrainArgs):
         n_views = int(torch.randint(1, max_views + 1, (1,), generator=gen))
         mine = rank_slice(idx, d)
         batch = store.batch(mine, d.device, keys)
-        mine_seeds = [seeds[i] for i in mine.tolist()] if seeds else None
         if a.fresh_points and not (a.stage == "encoder" and a.encoder_target == "table"):
-            samples = fresh_samples(assets, mine_seeds, store.tensors["surface"][mine], draw, gen)
+            samples = truth.fresh(mine.tolist(), draw, gen)
             batch.update({k: v.to(d.device) for k, v in samples.items()})
-        rnd = {"gen": gen, "n_views": n_views, "seeds": mine_seeds, "render": render,
+        rnd = {"gen": gen, "n_views": n_views, "rows": mine.tolist(), "render": render,
                "idx": mine.to(d.device)}
         return {k: v.float() for k, v in batch.items()}, rnd
     return make
 
 
-def train(a: TrainArgs) -> dict:
+def train(a: TrainArgs, on_step=None) -> dict:
+    """Run one stage; on_step(steps_done, total_steps, schedule_progress) after each step
+    (a progress bar)."""
     d = init_distributed(a.device)
     cfg, model = _load_model(a)
     store = Store.load(a.data)
@@ -188,17 +184,15 @@ def train(a: TrainArgs) -> dict:
         cfg.latent_scale = float(store.info["latent_scale"])
         cfg.latent_shift = float(store.info["latent_shift"])
     model.to(d.device)
-    if a.stage in ("fit", "encoder") and not store.info.get("seeds"):
-        raise ValueError(f"train {a.stage} needs a procedural asset store: use `train data`.")
+    truth = _asset_truth(a, store)
     _check_encoder_target(a)
-    if a.flexi and not (a.stage in ("vae", "fit") and store.info.get("seeds")):
-        raise ValueError("--flexi fine-tunes the decoder on a procedural asset store (it needs "
-                         "the assets' seeds for their exact SDF): use `train fit|vae --data ASSETS`.")
+    if a.flexi and a.stage not in ("vae", "fit"):
+        raise ValueError("--flexi fine-tunes the decoder: use `train fit|vae --data ASSETS`.")
     from .vae import VAELossWeights
     part = StageLoss(a.stage, model, a.freeze_encoder, a.flexi_res if a.flexi else 0,
                      VAELossWeights(sign=a.sign_weight, rgb=a.rgb_weight),
                      _initial_table(a, cfg, store),
-                     a.prior, a.freeze_table).train()
+                     a.prior, a.freeze_table, truth).train()
     opt = _optimizer(part, a)
     ckpt = Path(a.out) / "checkpoint"
     meta = load_checkpoint(ckpt, part, opt) if a.resume and ckpt.exists() else {}
@@ -207,7 +201,7 @@ def train(a: TrainArgs) -> dict:
     if a.compile and d.device.type == "cuda":
         loss_module = torch.compile(loss_module)
     gen = torch.Generator().manual_seed(a.seed * 1000 + start)
-    make_batch = _batch_fn(a.stage, store, d, gen, a)
+    make_batch = _batch_fn(a.stage, store, d, gen, a, truth)
     log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
     t0, history, step = time.time() - spent_s, [], start
     for step in range(start, a.steps):
@@ -229,6 +223,8 @@ def train(a: TrainArgs) -> dict:
         if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
             save_checkpoint(ckpt, part, opt, step + 1, {"elapsed_s": time.time() - t0})
             _ship(model, cfg, a, part)
+        if on_step is not None:
+            on_step(step + 1, a.steps, _progress(step + 1, a, time.time() - t0, start))
         if out_of_time:
             break
     summary = {"stage": a.stage, "steps_done": step + 1 - start, "first_step": start,
@@ -239,6 +235,15 @@ def train(a: TrainArgs) -> dict:
         (Path(a.out) / f"summary_{a.stage}.json").write_text(json.dumps(
             {k: v for k, v in summary.items() if k != "history"}, indent=1))
     return summary
+
+
+def _asset_truth(a: TrainArgs, store: Store):
+    """The store's StoreTruth for every stage but the DiT's (an asset store is checked)."""
+    if a.stage == "dit":
+        return None
+    from .points import StoreTruth
+    from .store import check_assets
+    return StoreTruth(check_assets(store, a.data))
 
 
 ENCODER_TARGETS = ("table", "field", "both")

@@ -1,5 +1,6 @@
 """Training data held as tensors with the example index first, saved as safetensors
-shards plus a JSON of the strings (captions) — never pickled."""
+shards plus a JSON of the strings (captions) — never pickled. Asset stores (what
+engine.data.dataset writes) and latent stores (engine.train.cache) share this format."""
 
 from __future__ import annotations
 
@@ -50,5 +51,29 @@ class Store:
             tensors.update(load_file(str(shard)))
         if not tensors:
             raise FileNotFoundError(f"No training store in {folder}: build one with "
-                                    "`python -m engine train data --out DIR`.")
+                                    "`python -m engine train data --out DIR` (procedural) or "
+                                    "`python -m engine dataset --meshes DIR --out DIR`.")
         return cls(tensors, json.loads((folder / "store.json").read_text()))
+
+
+def check_assets(store: Store, folder) -> Store:
+    """The store, if it is an asset store of this Kiln's format; else a ValueError naming
+    the fix (stores of older Kilns kept only seeds and lack the surface normals)."""
+    from ..data.dataset import FORMAT, VERSION
+    info = store.info
+    if info.get("format") != FORMAT or info.get("version") != VERSION:
+        raise ValueError(f"{folder} is not an asset store of this Kiln (format {FORMAT} "
+                         f"version {VERSION}): rebuild it with `python -m engine train data "
+                         "--out DIR` or `python -m engine dataset --meshes DIR --out DIR`.")
+    return store
+
+
+def asset_seeds(store: Store) -> list:
+    """Per row: the procedural seed, or None for a mesh asset."""
+    return [r.get("seed") if r.get("kind") == "procedural" else None
+            for r in store.info["assets"]]
+
+
+def asset_captions(store: Store, k: int) -> list[list[str]]:
+    """Per row: k captions (an asset's own list repeated in turn when it has fewer)."""
+    return [[caps[j % len(caps)] for j in range(k)] for caps in store.info["captions"]]

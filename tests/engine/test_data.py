@@ -240,12 +240,12 @@ def test_captions_name_colour_and_category_and_keep_heldout_words_out():
 # ----------------------------------------------------------------------------- examples
 
 def test_make_example_tensors():
-    from engine.data.dataset import make_example
+    from engine.data.dataset import SURFACE_BANK, make_example
     from engine.render import plucker
     ex = make_example(7, n_views=3, res=32, n_points=512)
     assert ex["views"].shape == (3, 10, 32, 32) and ex["albedo"].shape == (3, 3, 32, 32)
-    assert ex["depth"].shape == (3, 32, 32) and ex["normal"].shape == (3, 3, 32, 32)
-    assert ex["c2w"].shape == (3, 4, 4)
+    assert ex["c2w"].shape == (3, 4, 4) and ex["surface"].shape == (SURFACE_BANK, 3)
+    assert ex["normals"].shape == (SURFACE_BANK, 3)
     assert ex["points"].shape == (512, 3) and ex["sdf"].shape == (512,) and ex["rgb"].shape == (512, 3)
     alpha = ex["views"][:, 3]
     assert ((alpha == 0) | (alpha == 1)).all() and alpha.mean() > 0.05
@@ -258,48 +258,44 @@ def test_make_example_tensors():
     near = ex["sdf"][:256].abs()
     assert float(near.median()) < 0.05                    # half the points hug the surface
     assert (ex["points"].abs() <= 1).all()
-    assert ex["category"] == asset.category_index and ex["color"] == asset.color_index
-    assert ex["has_sdf"] and len(ex["captions"]) == 4
+    assert ex["category"] == asset.category and ex["color"] == asset.color_index
+    assert len(ex["captions"]) == 4 and ex["record"] == {"kind": "procedural", "seed": 7}
     again = make_example(7, n_views=3, res=32, n_points=512)
     assert torch.equal(again["points"], ex["points"]) and torch.equal(again["views"], ex["views"])
 
 
-def test_shard_round_trip(tmp_path):
-    from engine.data.dataset import make_example, read_dataset, read_shard, stack_examples, write_index, write_shard
-    exs = [make_example(s, n_views=2, res=24, n_points=256) for s in (1, 2)]
-    path = write_shard(tmp_path / "shard-00000", exs)
-    write_index(tmp_path, [path], {"count": 2})
-    back = read_shard(path)
-    assert len(back) == 2 and len(read_dataset(tmp_path)) == 2
-    for a, b in zip(exs, back):
-        assert a["captions"] == b["captions"] and a["category"] == b["category"]
-        assert a["color"] == b["color"] and a["seed"] == b["seed"]
-        assert torch.equal(a["c2w"], b["c2w"]) and torch.equal(a["points"], b["points"])
-        assert torch.equal(a["sdf"], b["sdf"]) and torch.equal(a["depth"], b["depth"])
-        assert (a["views"] - b["views"]).abs().max() < 0.01          # 8-bit images
-        assert torch.equal(a["views"][:, 3:], b["views"][:, 3:])      # alpha and rays exact
-        assert (a["rgb"] - b["rgb"]).abs().max() < 2e-3
-    batch = stack_examples(back)
-    assert batch["views"].shape == (2, 2, 10, 24, 24) and batch["category"].shape == (2,)
-    assert not list(tmp_path.glob("*.pkl")) and json.loads((tmp_path / "index.json").read_text())["count"] == 2
-
-
-def test_dataset_cli_procedural_and_meshes(tmp_path):
-    trimesh = pytest.importorskip("trimesh")
+def _run_dataset(*argv):
     import argparse
     from engine.data import cli
-    from engine.data.dataset import read_dataset
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.main(parser.parse_args([str(a) for a in argv]))
 
-    def run(*argv):
-        parser = argparse.ArgumentParser()
-        cli.add_arguments(parser)
-        return cli.main(parser.parse_args(list(argv)))
 
-    assert run("--procedural", "3", "--out", str(tmp_path / "proc"), "--views", "2",
-               "--res", "24", "--points", "256", "--shard-size", "2") == 0
-    proc = read_dataset(tmp_path / "proc")
-    assert [ex["seed"] for ex in proc] == [0, 1, 2] and len(list((tmp_path / "proc").glob("*.safetensors"))) == 2
+def test_procedural_and_mesh_assets_share_one_store_format(tmp_path):
+    """`engine dataset` writes the store the trainers read: the same tensors and record
+    fields for a procedural asset and a mesh."""
+    trimesh = pytest.importorskip("trimesh")
+    from engine.train.store import Store, check_assets
+    assert _run_dataset("--procedural", "3", "--out", tmp_path / "proc", "--views", "2",
+                        "--res", "24", "--points", "256", "--workers", "1") == 0
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    trimesh.creation.icosphere(subdivisions=2).export(meshes / "ball.obj")
+    assert _run_dataset("--meshes", meshes, "--out", tmp_path / "mesh", "--views", "2",
+                        "--res", "24", "--points", "256", "--workers", "1") == 0
+    proc, mesh = (check_assets(Store.load(tmp_path / k), k) for k in ("proc", "mesh"))
+    assert [r["seed"] for r in proc.info["assets"]] == [0, 1, 2]
+    assert mesh.info["assets"][0]["kind"] == "mesh" and mesh.info["captions"] == [["ball"]]
+    assert set(proc.tensors) == set(mesh.tensors)
+    for key, t in proc.tensors.items():
+        assert t.shape[1:] == mesh.tensors[key].shape[1:] and t.dtype == mesh.tensors[key].dtype, key
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("index.json"))
 
+
+def test_dataset_cli_meshes(tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    from engine.train.store import Store
     meshes = tmp_path / "meshes"
     meshes.mkdir()
     box = trimesh.creation.box((1.0, 1.6, 0.6))
@@ -311,24 +307,33 @@ def test_dataset_cli_procedural_and_meshes(tmp_path):
     open_mesh.update_faces(np.arange(len(open_mesh.faces)) > 1)     # drop two triangles
     open_mesh.export(meshes / "open.stl")
     (meshes / "notes.md").write_text("not a mesh")
-    assert run("--meshes", str(meshes), "--out", str(tmp_path / "mesh"), "--views", "2",
-               "--res", "24", "--points", "512") == 0
-    by_name = {ex["source"]: ex for ex in read_dataset(tmp_path / "mesh")}
-    assert set(by_name) == {"red_box.glb", "ball.obj", "open.stl"}
-    ball, red, hole = by_name["ball.obj"], by_name["red_box.glb"], by_name["open.stl"]
-    assert ball["captions"] == ["a plain ball"] and red["captions"] == ["red box"]
-    assert ball["has_sdf"] and red["has_sdf"] and not hole["has_sdf"]
-    assert torch.isnan(hole["sdf"]).all() and not torch.isnan(ball["sdf"]).any()
+    assert _run_dataset("--meshes", meshes, "--out", tmp_path / "mesh", "--views", "2",
+                        "--res", "24", "--points", "512", "--workers", "1") == 0
+    store = Store.load(tmp_path / "mesh")
+    rows = {r["source"]: i for i, r in enumerate(store.info["assets"])}
+    assert set(rows) == {"red_box.glb", "ball.obj", "open.stl"}
+    t, caps = store.tensors, store.info["captions"]
+    ball, red, hole = rows["ball.obj"], rows["red_box.glb"], rows["open.stl"]
+    assert caps[ball] == ["a plain ball"] and caps[red] == ["red box"]
+    assert store.info["assets"][ball]["watertight"] and not store.info["assets"][hole]["watertight"]
+    # every mesh gets signs, the open box too (winding numbers): inside is inside the box
+    inside = t["points"][hole][t["sdf"][hole] < 0]
+    assert len(inside) > 50 and inside.abs().max() < 0.56
     # the ball is normalised to radius 0.9: its SDF is |p| - 0.9 up to the facets
-    r = ball["points"].norm(dim=1)
-    assert (ball["sdf"] - (r - 0.9)).abs().max() < 0.03
-    assert red["color"] == COLOR_NAMES.index("red")
-    hit = red["views"][:, 3] > 0.5
+    r = t["points"][ball].norm(dim=1)
+    assert (t["sdf"][ball] - (r - 0.9)).abs().max() < 0.03
+    assert store.info["assets"][ball]["scale"] == pytest.approx(0.9, rel=1e-3)
+    assert t["color"][red] == COLOR_NAMES.index("red")
+    hit = t["views"][red][:, 3] > 0.5
     assert hit.float().mean() > 0.05
-    assert (red["albedo"].permute(0, 2, 3, 1)[hit] - torch.tensor([220, 20, 20]) / 255).abs().max() < 0.01
+    albedo = t["albedo"][red].float().permute(0, 2, 3, 1)[hit]
+    assert (albedo - torch.tensor([220, 20, 20]) / 255).abs().max() < 0.01
     # glTF is Y-up: the box's 1.6 (glTF y) becomes Kiln's z, the tallest extent
-    inside = red["points"][red["sdf"] < 0]
+    inside = t["points"][red][t["sdf"][red] < 0]
     assert inside[:, 2].abs().max() > inside[:, 1].abs().max() + 0.1
+    # surface normals point outside
+    bank, normals = t["surface"][ball], t["normals"][ball].float()
+    assert ((bank / bank.norm(dim=1, keepdim=True)) * normals).sum(1).min() > 0.9
 
 
 def _broken_meshes(folder):
@@ -357,20 +362,21 @@ def test_dataset_cli_that_writes_nothing_fails_with_a_sentence(tmp_path, source)
         cli.main(args)
     assert isinstance(info.value.code, str), info.value.code    # exit status 1, a sentence
     assert words in info.value.code and info.value.code.endswith(".")
-    assert not (tmp_path / "out" / "index.json").exists()
+    assert not (tmp_path / "out" / "store.json").exists()
 
 
 def test_textured_glb_colours_follow_uv_and_base_colour(tmp_path):
     trimesh = pytest.importorskip("trimesh")
     from PIL import Image
-    from engine.data.dataset import load_mesh
+    from engine.data.meshes import load_mesh
     img = np.zeros((16, 16, 3), np.uint8)
     img[:, :8], img[:, 8:], img[:4] = [255, 0, 0], [0, 0, 255], [0, 255, 0]
     box = trimesh.creation.box((1, 1, 1))
     uv = np.stack([box.vertices[:, 0] + 0.5, (box.vertices[:, 2] + 0.5) * 0.5], 1)
     box.visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(img))
     box.export(tmp_path / "tex.glb")
-    v, f, colors, watertight = load_mesh(tmp_path / "tex.glb")
+    loaded = load_mesh(tmp_path / "tex.glb")
+    f, colors = loaded.faces_fx3, loaded.colors
     part = list(trimesh.load(tmp_path / "tex.glb").geometry.values())[0]
     factor = np.asarray(part.visual.material.baseColorFactor[:3]) / 255.0
     expected = part.visual.to_color().vertex_colors[:, :3] / 255.0 * factor   # per vertex
@@ -379,4 +385,4 @@ def test_textured_glb_colours_follow_uv_and_base_colour(tmp_path):
         bary[:, k] = 1
         got = colors(torch.arange(len(f)), bary).numpy()
         np.testing.assert_allclose(got, expected[f[:, k]], atol=1e-6)
-    assert watertight                      # UV seams split vertices; welded for the check
+    assert loaded.watertight               # UV seams split vertices; welded for the check

@@ -110,9 +110,9 @@ def test_eval_views_match_training_views():
     import torch
     from engine.data import CATEGORIES, make_asset
     from engine.evaluation.run import render_views, training_cameras
-    from engine.train.cache import make_training_asset
+    from engine.data.dataset import make_example
     seed = 10**8 + (CATEGORIES.index("donut") - 10**8) % len(CATEGORIES)   # a cheap shape
-    ex = make_training_asset(seed, n_views=4, res=16, n_points=8)
+    ex = make_example(seed, n_views=4, res=16, n_points=8)
     asset = make_asset(seed)
     views, out = render_views(asset.sdf, asset.rgb, training_cameras(seed), 16)
     assert torch.allclose(views, ex["views"].float(), atol=1e-4)

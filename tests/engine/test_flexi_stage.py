@@ -16,7 +16,7 @@ from engine.geometry.mesh_ops import is_watertight
 from engine.models import build_model
 from engine.train.cache import build_asset_store
 from engine.train.flexi import FlexiLossWeights, flexi_losses, sample_mesh
-from engine.train.points import TrueAssets
+from engine.train.points import StoreTruth
 from engine.train.store import Store
 
 
@@ -69,13 +69,12 @@ def test_mesh_losses_fall_when_fitting_one_asset(assets):
     store = Store.load(assets)
     with torch.no_grad():
         z = vae.encoder(store.tensors["views"][:1].float())[0]
-    w, truth = FlexiLossWeights(res=24, mesh_points=1024), TrueAssets()
+    w, truth = FlexiLossWeights(res=24, mesh_points=1024), StoreTruth(store)
     batch = {k: store.tensors[k][:1].float() for k in ("points", "sdf")}
     opt = torch.optim.Adam(list(vae.decoder.parameters()) + list(vae.field.parameters()), lr=3e-3)
     gen, seen = torch.Generator().manual_seed(0), []
     for _ in range(60):
-        loss, stats = flexi_losses(vae.field, vae.decoder(z), store.info["seeds"][:1], batch,
-                                   truth, w, gen)
+        loss, stats = flexi_losses(vae.field, vae.decoder(z), [0], batch, truth, w, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -15,8 +15,9 @@ from engine.data.shapes import make_asset
 from engine.models.vae import ProjectionEncoder, TriplaneDecoder, TriplaneField, \
     project_to_views, view_cameras
 from engine.render.cameras import camera_rays, orbit_cameras, plucker, project
-from engine.train.cache import SURFACE_BANK, build_asset_store
-from engine.train.points import PointDraw, TrueAssets, draw_points, fresh_samples
+from engine.data.dataset import SURFACE_BANK
+from engine.train.cache import build_asset_store
+from engine.train.points import PointDraw, StoreTruth, draw_points
 from engine.train.store import Store
 from engine.train.vae import VAELossWeights, geometry_loss, near_sign_error
 
@@ -56,10 +57,10 @@ def test_store_keeps_a_surface_bank_on_the_zero_level_set(store_dir):
 
 def test_fresh_samples_are_exact_new_each_step_and_mostly_near(store_dir):
     store = Store.load(store_dir)
-    assets, d = TrueAssets(), PointDraw(count=1000, near_frac=0.5)
-    gen = torch.Generator().manual_seed(0)
-    a = fresh_samples(assets, SEEDS, store.tensors["surface"], d, gen)
-    b = fresh_samples(assets, SEEDS, store.tensors["surface"], d, gen)
+    truth, d = StoreTruth(store), PointDraw(count=1000, near_frac=0.5)
+    gen, rows = torch.Generator().manual_seed(0), list(range(len(SEEDS)))
+    a = truth.fresh(rows, d, gen)
+    b = truth.fresh(rows, d, gen)
     assert a["points"].shape == (4, 1000, 3) and a["rgb"].shape == (4, 1000, 3)
     assert a["points"].abs().max() <= 1.0
     assert not torch.equal(a["points"], b["points"])              # fresh, not a fixed set
@@ -67,8 +68,7 @@ def test_fresh_samples_are_exact_new_each_step_and_mostly_near(store_dir):
         assert torch.allclose(a["sdf"][i], make_asset(seed).sdf(a["points"][i]), atol=1e-6)
     near = (a["sdf"].abs() < 0.05).float().mean().item()
     assert near > 0.45                 # uniform points alone put ~5% there
-    again = fresh_samples(assets, SEEDS, store.tensors["surface"], d,
-                          torch.Generator().manual_seed(0))
+    again = truth.fresh(rows, d, torch.Generator().manual_seed(0))
     assert torch.equal(again["points"], a["points"])              # deterministic per seed
 
 
@@ -234,13 +234,14 @@ def test_a_resumed_stage_keeps_its_schedule(store_dir, tmp_path):
     assert json.loads((tmp_path / "summary_fit.json").read_text())["first_step"] == 30
 
 
-def test_fresh_points_need_a_store_with_surface_banks(store_dir, tmp_path):
+def test_a_store_of_an_older_format_is_refused_with_the_fix(store_dir, tmp_path):
     store = Store.load(store_dir)
-    del store.tensors["surface"]
+    del store.tensors["normals"]
+    store.info = {"seeds": store.info["assets"]}          # what stores held before version 2
     store.save(tmp_path / "old")
     out = subprocess.run([sys.executable, "-m", "engine", "train", "fit", "--data",
                           str(tmp_path / "old"), "--out", str(tmp_path / "o"), "--size", "tiny",
                           "--steps", "2", "--fresh-points", "64"], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode != 0
-    assert "surface banks" in out.stderr and "train data" in out.stderr
+    assert "not an asset store of this Kiln" in out.stderr and "train data" in out.stderr
