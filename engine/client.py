@@ -3,6 +3,8 @@
     c = EngineClient(python, engine_root, model="kiln-mini", log_path=".../engine.log")
     c.start()                       # returns at once; c.state == "starting"
     job = c.generate(prompt="a red chair", seed=7)
+    # or mode="image", image=...; mode="views", views=[{"image": p, "direction": "front"}];
+    # mode="unconditional" (any protocol.validate_generate fields, e.g. refine_steps=20)
     for event in c.poll(): ...      # never blocks: call it from a timer
     c.cancel(job); c.shutdown()
 
