@@ -15,6 +15,9 @@ OPTIONAL = ("open_clip", "xatlas", "trimesh")
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model", action="append", default=[], metavar="NAME_OR_FOLDER",
+                   help="also check this model (a folder such as `train all`'s output): "
+                        "checksums, config and weights loaded as generate loads them")
 
 
 def _version(name: str) -> str | None:
@@ -38,7 +41,18 @@ def _models() -> dict:
     return found
 
 
-def collect() -> dict:
+def _check_model(spec: str) -> str:
+    """'ok' when the model loads as generate loads it (checksums first), else the reason."""
+    from .errors import KilnError
+    from .pipeline import Pipeline
+    try:
+        Pipeline.from_pretrained(spec, device="cpu")
+    except KilnError as exc:
+        return exc.message
+    return "ok"
+
+
+def collect(extra_models=()) -> dict:
     report = {"python": sys.version.split()[0], "platform": platform.platform(),
               "packages": {n: _version(n) for n in NEEDED + OPTIONAL}}
     problems = [f"the Python package '{n}' is missing" for n in NEEDED
@@ -49,6 +63,8 @@ def collect() -> dict:
         if torch.cuda.is_available():
             report["gpu"] = torch.cuda.get_device_name(0)
     report["models"] = _models()
+    for spec in extra_models:
+        report["models"][spec] = _check_model(spec)
     if not report["models"]:
         problems.append("no model in weights/ (the bundled kiln-mini is missing)")
     problems += [f"model {n}: {s}" for n, s in report["models"].items() if s != "ok"]
@@ -57,7 +73,7 @@ def collect() -> dict:
 
 
 def main(args) -> int:
-    report = collect()
+    report = collect(args.model)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

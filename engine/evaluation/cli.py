@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def add_arguments(p) -> None:
@@ -26,6 +27,12 @@ def add_arguments(p) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--extractor", choices=("mc", "flexicubes"), default=None,
                    help="mesh extractor of generated shapes (default: the model's)")
+    p.add_argument("--library", type=Path, default=None, metavar="STORE",
+                   help="an asset store of your meshes (train all: MODEL/work/data): prompts of "
+                        "its categories, scored by the nearest library asset")
+    p.add_argument("--library-prompts", type=int, default=3, help="prompts (seeds) per library category")
+    p.add_argument("--library-only", action="store_true",
+                   help="only the library section (skip the procedural figures)")
 
 
 class StderrProgress:
@@ -49,15 +56,30 @@ def main(args) -> int:
         result = evaluate(args.model, n_vae=args.vae, n_gen_per_category=args.per_category,
                           n_prompts=args.prompts, n_unseen=args.unseen, n_image=args.images,
                           quick=args.quick, device=args.device, steps=args.steps,
-                          extractor=args.extractor, progress=StderrProgress())
+                          extractor=args.extractor, progress=StderrProgress(),
+                          library=args.library, library_prompts=args.library_prompts,
+                          library_only=args.library_only)
     except KilnError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"eval: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
 
+def library_table(lib: dict) -> list[str]:
+    lines = ["", f"Library: {lib['n']} prompts against {lib['references']} library assets: "
+             f"category accuracy {lib['accuracy']:.1f}%"]
+    lines += [f"  {cat:<20} {acc:6.1f}%" for cat, acc in lib["per_category"].items()]
+    return lines
+
+
 def format_table(r: dict) -> str:
+    if "vae" not in r:                      # --library-only
+        return "\n".join([f"Kiln evaluation: model {r['model']} on {r['device']}"]
+                         + library_table(r["library"]))
     v, g, t, im, tm = r["vae"], r["generation"], r["text"], r["image"], r["timings"]
     lines = [f"Kiln evaluation: model {r['model']} on {r['device']}"
              f"{' (quick: smoke counts, not figures)' if r['quick'] else ''}", ""]
@@ -98,6 +120,8 @@ def format_table(r: dict) -> str:
         color = f"{acc['color']:8.1f}" if "color" in acc else "       -"
         lines.append(f"  {cat:<12} {m['cov']:6.1f}   {m['mmd_cd']:.5f}   {m['one_nna']:7.1f}"
                      f"   {acc.get('category', float('nan')):10.1f}   {color}")
+    if "library" in r:
+        lines += library_table(r["library"])
     lines += ["", "Targets (issue 3):"]
     for name, item in r["targets"].items():
         lines.append(f"  {'met ' if item['met'] else 'MISS'}  {name}  (got {item['value']:.2f})")

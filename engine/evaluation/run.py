@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.views import FOV_DEG, asset_cameras, camera_draws, field_views
 from . import metrics as M
 
 # Seed blocks above HELDOUT_SEED_BASE, one per role.
@@ -63,7 +64,6 @@ TARGETS = [
 ]
 
 INPUT_VIEWS = 4
-FOV_DEG = 40.0
 NOVEL_CAMERAS = ((45.0, 30.0), (225.0, 12.0))     # (azimuth from the first input, elevation)
 TRACE_STEP = 0.05           # largest sphere-tracing step on a learned (not exact) SDF
 VOLUME_SAMPLES = 64         # samples per ray for the volume-rendered PSNR
@@ -188,38 +188,24 @@ def names_color(caption: str, color: str) -> bool:
 # ----------------------------------------------------------------------------- rendering
 
 def training_cameras(seed: int, n: int = INPUT_VIEWS) -> torch.Tensor:
-    """The cameras engine/train/cache.make_training_asset renders asset `seed` from:
-    n orbit views evenly spread from a random azimuth, random elevations 5-40 degrees.
-    (tests/engine/test_eval_cli.py checks the two stay the same.)"""
-    from ..render import orbit_cameras
-    elevations, start = _camera_draws(seed, n)
-    return orbit_cameras(n, elevation_deg=elevations, azimuth_deg=start, fov_deg=FOV_DEG)
-
-
-def _camera_draws(seed: int, n: int = INPUT_VIEWS) -> tuple[list, float]:
-    rng = np.random.default_rng([seed, 7])
-    elevations = list(rng.uniform(5, 40, n))
-    return elevations, float(rng.uniform(0, 360))
+    """The cameras training renders asset `seed` from (engine.data.views.asset_cameras)."""
+    return asset_cameras(seed, n)
 
 
 def novel_cameras(seed: int) -> torch.Tensor:
     """Views the encoder never sees: halfway between the input azimuths, other elevations."""
     from ..render import orbit_cameras
-    _, start = _camera_draws(seed)
+    _, start = camera_draws(seed, INPUT_VIEWS)
     az, el = zip(*NOVEL_CAMERAS)
     return orbit_cameras(len(az), azimuth_deg=[start + a for a in az], elevation_deg=list(el),
                          fov_deg=FOV_DEG)
 
 
 def render_views(sdf_fn, rgb_fn, c2w: torch.Tensor, res: int) -> tuple[torch.Tensor, dict]:
-    """Views as the VAE encoder reads them (as in training): (V, 10, H, W) = shaded RGB on
-    white, alpha, Plücker rays; and the raw render dict (its "rgb" is the albedo)."""
-    from ..render import plucker, render, shade
-    out = render(sdf_fn, rgb_fn, c2w, fov_deg=FOV_DEG, res=res)
-    origins, dirs = out["rays"]
-    shaded = shade(out["rgb"], out["normal"], out["alpha"], dirs)            # (V, H, W, 3)
-    views = torch.cat([shaded, out["alpha"][..., None], plucker(origins, dirs)], dim=-1)
-    return views.permute(0, 3, 1, 2).contiguous(), out
+    """Views as the VAE encoder reads them (engine.data.views): (V, 10, H, W), and the raw
+    render dict (its "rgb" is the albedo)."""
+    tensors, out = field_views(sdf_fn, rgb_fn, c2w, res)
+    return tensors["views"], out
 
 
 def capped(sdf_fn, step: float = TRACE_STEP):
@@ -498,11 +484,15 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
              n_unseen: int | None = None, n_image: int | None = None, quick: bool = False,
              device: str = "auto", steps: int | None = None, categories=None,
              extractor: str | None = None,
-             progress=None, cache_dir: Path | str | None = "default") -> dict:
+             progress=None, cache_dir: Path | str | None = "default",
+             library: Path | None = None, library_prompts: int = 3,
+             library_only: bool = False) -> dict:
     """All evaluation figures for a model (name, folder or hub id) as a JSON-ready dict.
     `quick` starts from EvalSettings.quick() (tiny counts); explicit counts override.
     progress(stage, i, total) is called as work advances. True surfaces are cached in
-    `cache_dir` (default: default_cache_dir(); None: no cache; quick runs: no cache)."""
+    `cache_dir` (default: default_cache_dir(); None: no cache; quick runs: no cache).
+    `library`: an asset store of a user's meshes; adds the library section
+    (engine.evaluation.library), alone with `library_only`."""
     from ..pipeline import Pipeline
     s = EvalSettings.quick() if quick else EvalSettings()
     for name, value in (("n_vae", n_vae), ("n_gen_per_category", n_gen_per_category),
@@ -518,6 +508,16 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
         cache_dir = None if quick else default_cache_dir()
     ev = Evaluator(pipe, s, report, SurfaceCache(Path(cache_dir) if cache_dir else None))
     timings, result = {}, {}
+    if library is not None:
+        from .library import library_section
+        t0 = time.perf_counter()
+        result["library"] = library_section(pipe, Path(library), library_prompts,
+                                            resolution=s.gen_resolution, steps=s.steps,
+                                            extractor=s.extractor, report=report)
+        timings["library"] = time.perf_counter() - t0
+    if library_only:
+        result.update(model=pipe.name, device=str(pipe.device), quick=bool(quick), timings=timings)
+        return result
     t0 = time.perf_counter()
     result["vae"] = ev.vae()
     timings["vae"] = time.perf_counter() - t0

@@ -1,6 +1,10 @@
 """`python -m engine train STAGE`:
 
-  data     procedural assets -> a training store      (--out DIR --assets N [--first-seed S])
+  all      a folder of meshes -> a model folder, every stage (--meshes DIR --out MODEL_DIR
+           [--init kiln-mini] [--minutes N]; engine/train/all.py)
+  data     procedural assets (or --meshes DIR) -> an asset store (--out DIR --assets N)
+  fit      auto-decoder latents + decoder on an asset store (--data DIR --out MODEL_DIR)
+  encoder  the encoder regresses the fit's latents   (--data DIR --init MODEL_DIR --table FIT)
   vae      train the VAE on a store                   (--data DIR --out MODEL_DIR)
   latents  encode a store with a trained VAE          (--data DIR --init MODEL_DIR --out DIR)
   dit      train the DiT on a latent store            (--data DIR --init MODEL_DIR --out MODEL_DIR)
@@ -19,16 +23,17 @@ HELDOUT_SEED_BASE = 10**8    # evaluation never uses seeds below this
 
 
 def add_arguments(p) -> None:
-    p.add_argument("stage", choices=("data", "fit", "encoder", "vae", "latents", "dit"))
+    p.add_argument("stage", choices=("all", "data", "fit", "encoder", "vae", "latents", "dit"))
     p.add_argument("--data", type=Path, help="store folder to read")
     p.add_argument("--out", type=Path, required=True, help="store or model folder to write")
-    p.add_argument("--init", type=Path, help="model folder to start from")
+    p.add_argument("--init", type=Path, help="model folder to start from (all: or a model name)")
     p.add_argument("--size", default="mini", help="model size when starting fresh")
     p.add_argument("--assets", type=int, default=1024)
     p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--res", type=int, default=64)
-    p.add_argument("--points", type=int, default=4096)
+    p.add_argument("--points", type=int, default=None,
+                   help="data: 3D samples per asset (4096; a mesh's pool of fresh samples: 16384)")
     p.add_argument("--workers", type=int, default=2, help="processes that render assets")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=16, help="global batch")
@@ -68,17 +73,20 @@ def add_arguments(p) -> None:
                         "decoder on 3D samples (needs --fresh-points), or both")
     p.add_argument("--from-table", action="store_true",
                    help="latents: take the fit stage's latent table, not the encoder's means")
+    p.add_argument("--keep-norm", action="store_true",
+                   help="latents: normalise by the --init model's latent shift and scale (a "
+                        "fine-tune keeps its DiT valid)")
+    from .all import add_arguments as add_all_arguments
+    add_all_arguments(p)
 
 
 def main(args) -> int:
     if args.stage == "data":
-        from .cache import build_asset_store
-        seeds = range(args.first_seed, args.first_seed + args.assets)
-        build_asset_store(seeds, args.views, args.res, args.points,
-                          workers=args.workers).save(args.out)
-        return 0
+        return _data(args)
     if args.stage == "latents":
         return _latents(args)
+    if args.stage == "all":
+        return _all(args)
     from .loop import TrainArgs, train
     fields = TrainArgs.__dataclass_fields__
     try:
@@ -87,6 +95,39 @@ def main(args) -> int:
         print(f"train {args.stage}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    return 0
+
+
+def _data(args) -> int:
+    from ..data.dataset import build_store, library_sources, procedural_sources
+    try:
+        if args.meshes:
+            sources, points = library_sources(args.meshes, up=args.up), args.points or 16384
+        else:
+            seeds = range(args.first_seed, args.first_seed + args.assets)
+            sources, points = procedural_sources(seeds), args.points or 4096
+        store = build_store(sources, args.views, args.res, points, workers=args.workers)
+    except ValueError as exc:
+        print(f"train data: {exc}", file=sys.stderr)
+        return 2
+    store.save(args.out)
+    print(json.dumps({"assets": len(store), "skipped": len(store.info["skipped"])}))
+    return 0
+
+
+def _all(args) -> int:
+    from ..errors import KilnError
+    from .all import run_all
+    try:
+        summary = run_all(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"train all: {exc}", file=sys.stderr)
+        return 2
+    except KilnError as exc:
+        print(f"train all: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: summary[k] for k in ("model", "total_min", "replay_assets",
+                                                "library_categories")}))
     return 0
 
 
@@ -109,7 +150,9 @@ def _latents(args) -> int:
     if args.from_table:
         from .loop import load_table
         table = load_table(args.table or args.init, len(assets))
-    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), assets, table=table)
+    norm = (cfg.latent_shift, cfg.latent_scale) if args.keep_norm else None
+    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), assets, table=table,
+                               norm=norm)
     store.save(args.out)
     print(json.dumps({"assets": len(store), "latent_scale": store.info["latent_scale"],
                       "latent_shift": store.info["latent_shift"]}))
