@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .data.dataset import FOV_DEG
+from .data.views import FOV_DEG
 from .render.cameras import camera_rays, orbit_cameras
 from .render.tracer import shade
 from .render.volume import render_rays

@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.data.dataset import FOV_DEG  # noqa: E402
+from engine.data.views import ELEVATIONS_DEG, FOV_DEG  # noqa: E402
 from engine.evaluation import metrics as M  # noqa: E402
 from engine.evaluation.run import (SurfaceCache, default_cache_dir, heldout_asset,  # noqa: E402
                                    one_thread, render_views)
@@ -50,7 +50,8 @@ def directions(seed: int) -> list[tuple[float, float]]:
     """Two picture directions (azimuth, elevation) of asset `seed`, 90 degrees apart."""
     rng = np.random.default_rng([seed, 7])
     a = float(rng.uniform(0, 360))
-    return [(a, float(rng.uniform(5, 40))), ((a + 90.0) % 360, float(rng.uniform(5, 40)))]
+    return [(a, float(rng.uniform(*ELEVATIONS_DEG))),
+            ((a + 90.0) % 360, float(rng.uniform(*ELEVATIONS_DEG)))]
 
 
 def pictures(asset, dirs) -> list[np.ndarray]:
