@@ -8,6 +8,7 @@ disable), so re-runs skip meshing the references.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ def add_arguments(p) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--extractor", choices=("mc", "flexicubes"), default=None,
                    help="mesh extractor of generated shapes (default: the model's)")
+    p.add_argument("--refine-steps", type=int, default=None,
+                   help="test-time refine steps of the VAE section's refined rows (20; 0: none)")
     p.add_argument("--library", type=Path, default=None, metavar="STORE",
                    help="an asset store of your meshes (train all: MODEL/work/data): prompts of "
                         "its categories, scored by the nearest library asset")
@@ -56,7 +59,8 @@ def main(args) -> int:
         result = evaluate(args.model, n_vae=args.vae, n_gen_per_category=args.per_category,
                           n_prompts=args.prompts, n_unseen=args.unseen, n_image=args.images,
                           quick=args.quick, device=args.device, steps=args.steps,
-                          extractor=args.extractor, progress=StderrProgress(),
+                          extractor=args.extractor, refine_steps=args.refine_steps,
+                          progress=StderrProgress(),
                           library=args.library, library_prompts=args.library_prompts,
                           library_only=args.library_only)
     except KilnError as exc:
@@ -76,6 +80,18 @@ def library_table(lib: dict) -> list[str]:
     return lines
 
 
+def refined_rows(v: dict, t: dict) -> list[tuple[str, str]]:
+    """The VAE section's rows after test-time refine (none when it was off)."""
+    f = v.get("refined")
+    if not f:
+        return []
+    return [(f"  after {f['steps']} refine steps ({f['refine_seconds']:.1f} s each)", ""),
+            ("    novel-view PSNR (dB)", f"{f['psnr_novel']:.2f}"),
+            ("    Chamfer-L1", f"{f['chamfer_l1']:.4f}"),
+            ("    near-surface sign error (%)", f"{100 * f['near_sign_error']:.1f}"),
+            ("    category ceiling (%)", f"{t.get('vae_refined_category_accuracy', math.nan):.1f}")]
+
+
 def format_table(r: dict) -> str:
     if "vae" not in r:                      # --library-only
         return "\n".join([f"Kiln evaluation: model {r['model']} on {r['device']}"]
@@ -91,6 +107,7 @@ def format_table(r: dict) -> str:
         ("  normal consistency", f"{v['normal_consistency']:.3f}"),
         ("  Chamfer-L1, 1 view", f"{v['chamfer_l1_1view']:.4f}"),
         ("  near-surface sign error (4 views, %)", f"{100 * v['near_sign_error']:.1f}"),
+        *refined_rows(v, t),
         ("Generation", f"{g['k']} shapes vs {g['k']} references per category"),
         ("  COV (%)", f"{g['cov']:.1f}"),
         ("  MMD (CD)", f"{g['mmd_cd']:.5f}"),

@@ -55,6 +55,8 @@ ROLE_OFFSETS = {"vae": 0, "reference": 1_000_000, "prompt": 2_000_000,
 TARGETS = [
     (("vae", "psnr_novel"), ">=", 26.0),
     (("text", "vae_category_accuracy"), ">=", 90.0),
+    (("vae", "refined", "psnr_novel"), ">=", 26.0),          # the same after test-time refine
+    (("text", "vae_refined_category_accuracy"), ">=", 90.0),
     (("text", "category_accuracy"), ">=", 85.0),
     (("text", "color_accuracy"), ">=", 90.0),
     (("generation", "cov"), ">=", 45.0),
@@ -81,13 +83,14 @@ class EvalSettings:
     gen_resolution: int = 64      # extraction grid for generated / decoded shapes
     steps: int | None = None      # sampling steps (None: the model's default)
     extractor: str | None = None  # mesh extractor of generated shapes (None: the model's default)
+    refine_steps: int = 20        # VAE section: test-time refine steps of the "refined" rows (0: none)
     categories: list = field(default_factory=list)   # empty: all categories
 
     @classmethod
     def quick(cls) -> "EvalSettings":
         """Tiny counts for tests and smoke runs (seconds on a tiny model)."""
         return cls(n_vae=1, n_gen_per_category=2, n_prompts=5, n_unseen=2, n_image=1,
-                   points=128, ref_resolution=24, gen_resolution=24,
+                   points=128, ref_resolution=24, gen_resolution=24, refine_steps=2,
                    categories=["chair", "mug"])
 
 
@@ -237,6 +240,7 @@ class Evaluator:
         self.empty_meshes = 0
         self._items: dict[int, dict] = {}
         self._recon: list[tuple[str, np.ndarray]] = []  # (category, VAE reconstruction cloud)
+        self._recon_refined: list[tuple[str, np.ndarray]] = []   # the same after refine
         self._true_color: dict[int, str | None] = {}     # asset seed -> dominant colour
 
     # ---- helpers
@@ -260,12 +264,18 @@ class Evaluator:
         self.gen_seconds.append(time.perf_counter() - t0)
         return res.mesh
 
-    def decode_planes(self, views_vx10xhxw: torch.Tensor) -> torch.Tensor:
-        """Encode views (latent mean, no sampling) -> decoded tri-planes (1, 3, C, H, W)."""
+    def decode_planes(self, views_vx10xhxw: torch.Tensor, refine_steps: int = 0) -> torch.Tensor:
+        """Encode views (latent mean, no sampling) [-> refine_steps of test-time refine
+        against those views] -> decoded tri-planes (1, 3, C, H, W)."""
         vae = self.pipe.model.vae
+        views = views_vx10xhxw.to(self.pipe.device)
         with torch.inference_mode():
-            _, mean, _ = vae.encode(views_vx10xhxw[None].to(self.pipe.device))
-            return vae.decoder(mean)
+            _, z, _ = vae.encode(views[None])
+        if refine_steps:
+            from ..refine import refine_latent
+            z = refine_latent(vae, z, views, refine_steps, seed=0)
+        with torch.inference_mode():
+            return vae.decoder(z)
 
     def volume_render(self, planes, c2w: torch.Tensor, res: int, chunk: int = 4096):
         """RGB (V, res, res, 3) of the decoded field by the training renderer (VolSDF)."""
@@ -309,33 +319,60 @@ class Evaluator:
         return self._items[i]
 
     def vae(self) -> dict:
-        from ..geometry.extract import extract_surface
-        rows = {"psnr_novel": [], "psnr_novel_volume": [], "chamfer_l1": [],
-                "normal_consistency": [], "chamfer_l1_1view": [], "near_sign_error": []}
+        """Reconstructions of held-out assets: from 1 and 4 input views as encoded, and
+        from 4 views after `refine_steps` of test-time refine ("refined": what Kiln's
+        Pictures mode with refine makes)."""
+        rows = {"chamfer_l1_1view": []}
+        refined = {}
         for i in range(self.s.n_vae):
             self.report("vae", i, self.s.n_vae)
             item = self.view_item(i)
-            views, true = item["views"], item["surface"]
-            for key, used in (("chamfer_l1", INPUT_VIEWS), ("chamfer_l1_1view", 1)):
-                planes = self.decode_planes(views[:used])
-                sdf_fn, rgb_fn = self.pipe.field_fns(planes)
-                mesh = extract_surface(sdf_fn, resolution=self.s.gen_resolution)
-                got = self.cloud(mesh)
-                pts = got.points_nx3 if got is not None else self.empty_cloud()
-                rows[key].append(M.chamfer_l1(pts, true.points_nx3))
-                if used == INPUT_VIEWS:
-                    rows["near_sign_error"].append(self.sign_error(sdf_fn, item))
-                    self._recon.append((item["asset"].category, pts))
-                    rows["normal_consistency"].append(0.0 if got is None else M.normal_consistency(
-                        got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3))
-                    truth, cams_novel = item["rgb"][INPUT_VIEWS:], item["cams"][INPUT_VIEWS:]
-                    _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, views.shape[-1])
-                    rows["psnr_novel"].append(M.psnr(pred["rgb"], truth))
-                    volume = self.volume_render(planes, cams_novel, views.shape[-1])
-                    rows["psnr_novel_volume"].append(M.psnr(volume, truth))
+            views = item["views"]
+            pts = self.surface_of(self.decode_planes(views[:1]))[1]
+            rows["chamfer_l1_1view"].append(M.chamfer_l1(pts, item["surface"].points_nx3))
+            scores, pts = self.score_planes(self.decode_planes(views[:INPUT_VIEWS]), item)
+            self._recon.append((item["asset"].category, pts))
+            for key, value in scores.items():
+                rows.setdefault(key, []).append(value)
+            if self.s.refine_steps:
+                t0 = time.perf_counter()
+                planes = self.decode_planes(views[:INPUT_VIEWS], self.s.refine_steps)
+                scores, pts = self.score_planes(planes, item)
+                scores["refine_seconds"] = time.perf_counter() - t0
+                self._recon_refined.append((item["asset"].category, pts))
+                for key, value in scores.items():
+                    refined.setdefault(key, []).append(value)
         out = {k: _mean(v) for k, v in rows.items()}
         out["n"] = self.s.n_vae
+        if refined:
+            out["refined"] = {k: _mean(v) for k, v in refined.items()}
+            out["refined"]["steps"] = self.s.refine_steps
         return out
+
+    def score_planes(self, planes, item: dict) -> tuple[dict, np.ndarray]:
+        """Chamfer-L1, normal consistency, near-surface sign error and novel-view PSNR
+        (sphere-traced and volume-rendered) of decoded tri-planes against a held-out
+        asset -> (scores, the reconstruction's surface points (N, 3))."""
+        true = item["surface"]
+        got, pts, sdf_fn, rgb_fn = self.surface_of(planes)
+        truth, cams_novel = item["rgb"][INPUT_VIEWS:], item["cams"][INPUT_VIEWS:]
+        res = item["views"].shape[-1]
+        _, pred = render_views(capped(sdf_fn), rgb_fn, cams_novel, res)
+        scores = {"chamfer_l1": M.chamfer_l1(pts, true.points_nx3),
+                  "normal_consistency": 0.0 if got is None else M.normal_consistency(
+                      got.points_nx3, got.normals_nx3, true.points_nx3, true.normals_nx3),
+                  "near_sign_error": self.sign_error(sdf_fn, item),
+                  "psnr_novel": M.psnr(pred["rgb"], truth),
+                  "psnr_novel_volume": M.psnr(self.volume_render(planes, cams_novel, res), truth)}
+        return scores, pts
+
+    def surface_of(self, planes):
+        """The decoded field's extracted surface: (its SurfaceSample or None when empty,
+        surface points (N, 3), sdf_fn, rgb_fn)."""
+        from ..geometry.extract import extract_surface
+        sdf_fn, rgb_fn = self.pipe.field_fns(planes)
+        got = self.cloud(extract_surface(sdf_fn, resolution=self.s.gen_resolution))
+        return got, (got.points_nx3 if got is not None else self.empty_cloud()), sdf_fn, rgb_fn
 
     # ---- references, generation, text
     def references(self) -> dict:
@@ -428,6 +465,9 @@ class Evaluator:
         gen.update(k=k, per_category=per_cat)
         text = self.faithfulness(items, clouds, colors, all_refs, ref_cats)
         text["vae_category_accuracy"] = self.recon_category_accuracy(all_refs, ref_cats)
+        if self._recon_refined:
+            text["vae_refined_category_accuracy"] = self.recon_category_accuracy(
+                all_refs, ref_cats, refined=True)
         unseen_items = self.unseen_set()
         u_clouds, u_colors = self.run_prompts(unseen_items, "unseen")
         unseen = self.faithfulness(unseen_items, u_clouds, u_colors, all_refs, ref_cats)
@@ -439,11 +479,12 @@ class Evaluator:
                     examples=[it.text for it in items[:3]] + [it.text for it in unseen_items[:3]])
         return gen, text
 
-    def recon_category_accuracy(self, all_refs, ref_cats) -> float:
+    def recon_category_accuracy(self, all_refs, ref_cats, refined: bool = False) -> float:
         """Category accuracy (%) of the VAE section's reconstructions (NaN without them)."""
-        if not self._recon:
+        recon = self._recon_refined if refined else self._recon
+        if not recon:
             return math.nan
-        cats, clouds = zip(*self._recon)
+        cats, clouds = zip(*recon)
         return 100.0 * _mean(category_hits(list(clouds), cats, all_refs, ref_cats))
 
     # ---- image to 3D
@@ -483,7 +524,7 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
              n_gen_per_category: int | None = None, n_prompts: int | None = None,
              n_unseen: int | None = None, n_image: int | None = None, quick: bool = False,
              device: str = "auto", steps: int | None = None, categories=None,
-             extractor: str | None = None,
+             extractor: str | None = None, refine_steps: int | None = None,
              progress=None, cache_dir: Path | str | None = "default",
              library: Path | None = None, library_prompts: int = 3,
              library_only: bool = False) -> dict:
@@ -497,7 +538,8 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
     s = EvalSettings.quick() if quick else EvalSettings()
     for name, value in (("n_vae", n_vae), ("n_gen_per_category", n_gen_per_category),
                         ("n_prompts", n_prompts), ("n_unseen", n_unseen), ("n_image", n_image),
-                        ("steps", steps), ("categories", categories), ("extractor", extractor)):
+                        ("steps", steps), ("categories", categories), ("extractor", extractor),
+                        ("refine_steps", refine_steps)):
         if value is not None:
             setattr(s, name, list(value) if name == "categories" else value)
     report = progress or (lambda stage, i, total: None)

@@ -77,12 +77,17 @@ def test_quick_eval_figures_are_in_range(quick_run):
     assert t["color_n"] == 5                          # every caption names its colour
     assert t["reference_color_accuracy"] >= 50.0      # true assets mostly show their main colour
     assert result["timings"]["generations"] == 5 + 2 + 1
-    assert len(result["targets"]) == 8
+    assert len(result["targets"]) == 10
+    # the 4-view reconstructions again after test-time refine (quick: 2 steps)
+    f = v["refined"]
+    assert f["steps"] == 2 and f["refine_seconds"] > 0.0
+    assert {"psnr_novel", "chamfer_l1", "near_sign_error"} <= set(f)
+    assert 0.0 <= t["vae_refined_category_accuracy"] <= 100.0
 
 
 def test_table_lists_figures_and_targets(quick_run):
     table = format_table(json.loads(quick_run[1]))
-    for word in ("novel-view PSNR", "COV", "1-NNA", "category accuracy", "colour accuracy",
+    for word in ("novel-view PSNR", "refine steps", "COV", "1-NNA", "category accuracy", "colour accuracy",
                  "Image to 3D", "Targets", "chair", "mug"):
         assert word in table
 
