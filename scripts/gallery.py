@@ -61,12 +61,13 @@ def heldout_picture(index: int, path: Path) -> str:
     import numpy as np
     from PIL import Image
     from engine.data.shapes import make_asset
+    from engine.data.views import FOV_DEG
     from engine.render.cameras import orbit_cameras
     from engine.render.tracer import render
     from engine.train.cli import HELDOUT_SEED_BASE
     asset = make_asset(HELDOUT_SEED_BASE + 900_000 + index)
     out = render(asset.sdf, asset.rgb, orbit_cameras(1, elevation_deg=20, azimuth_deg=35),
-                 40.0, 256, shaded=True)
+                 FOV_DEG, 256, shaded=True)
     rgb = out["rgb"][0].numpy()
     alpha = out["alpha"][0].numpy()[..., None]
     pixels = np.concatenate([rgb, alpha], -1)

@@ -109,6 +109,8 @@ def _part_colors(geom, n_vertices: int):
         tex = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         uv = np.asarray(uv, dtype=np.float64).copy()
         uv[:, 1] = 1.0 - uv[:, 1]       # trimesh flips glTF/OBJ v on load; undo for rows
+        if getattr(material, "baseColorFactor", None) is None:
+            base = np.ones(3)           # OBJ: map_Kd replaces Kd (as Blender imports it)
         return white * base, uv, tex
     return white * base, None, None
 

@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-STAGE_SHARES = {"fit": 0.52, "dit": 0.28, "encoder": 0.12, "flexi": 0.08}
+STAGE_SHARES = {"fit": 0.46, "dit": 0.34, "encoder": 0.12, "flexi": 0.08}
+WARMUP = 20             # LR warm-up steps of every stage (a capped stage runs a few hundred)
 # (batch, lr, extra) per stage; a fine-tune from --init learns slower than a fresh model,
 # except the latents of the new assets (table_lr is a multiple of lr).
 FRESH = {"fit": (16, 3e-4, {"table_lr": 30.0}), "dit": (32, 5e-4, {}),
@@ -175,6 +176,7 @@ class Run:
         a = TrainArgs(stage=stage, out=out, device=self.args.device, batch=batch, lr=lr,
                       steps=self.args.max_steps or 10**7, max_minutes=self.caps()[name],
                       resume=True, ckpt_every=100, seed=self.args.seed, size=self.args.size,
+                      warmup=WARMUP,
                       **{**extra, **fields})
         bar = Bar(name)
         summary = train(a, on_step=bar)

@@ -42,6 +42,8 @@ class TrainArgs:
     resume: bool = False
     ckpt_every: int = 500
     max_minutes: float = 0.0    # stop early (and save) after this wall time; 0 = no cap
+    warmup: int | None = None   # LR warm-up steps (None: min(100, steps // 10); a time-capped
+                                # stage of a few hundred steps wants fewer)
     fp16_weights: bool = False  # store the shipped safetensors in float16
     freeze_encoder: bool = False  # VAE stage: train decoder + field only (latents stay valid)
     flexi: bool = False         # VAE stage: add the FlexiCubes head and its mesh losses
@@ -207,7 +209,7 @@ def train(a: TrainArgs, on_step=None) -> dict:
     for step in range(start, a.steps):
         progress = _progress(step, a, time.time() - t0, start)
         for g in opt.param_groups:
-            g["lr"] = g.get("lr_scale", 1.0) * cosine_lr(step, progress, a.lr, warmup=min(100, a.steps // 10))
+            g["lr"] = g.get("lr_scale", 1.0) * cosine_lr(step, progress, a.lr, warmup=_warmup(a))
         idx = torch.randint(0, len(store), (a.batch,), generator=gen)
         batch, rnd = make_batch(idx) if a.stage == "dit" else make_batch(idx, progress >= a.render_from)
         with autocast(d, a.bf16):
@@ -255,6 +257,10 @@ def _check_encoder_target(a: TrainArgs) -> None:
     if a.stage == "encoder" and a.encoder_target != "table" and not a.fresh_points:
         raise ValueError(f"--encoder-target {a.encoder_target} trains through the decoder on "
                          "3D samples: add --fresh-points N (for example 2048).")
+
+
+def _warmup(a: TrainArgs) -> int:
+    return min(100, a.steps // 10) if a.warmup is None else a.warmup
 
 
 def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
