@@ -1,4 +1,5 @@
-"""Kiln's procedural world: SDF assets with colour, captions, multi-view examples, shards."""
+"""Kiln's training data: the procedural world (SDF assets with colour, captions), users'
+meshes, and the one asset-store format both become (dataset.py)."""
 
 from .shapes import CATEGORIES, Asset, make_asset
 from .palette import COLOR_NAMES
