@@ -42,6 +42,10 @@ def log_path() -> str:
     return os.path.join(user_dir("logs"), "engine.log")
 
 
+class UserError(Exception):
+    """A problem the artist can fix; the message says how."""
+
+
 def get_prefs(context=None):
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)
@@ -49,12 +53,30 @@ def get_prefs(context=None):
 
 
 def output_dir(prefs=None) -> str:
+    """The output folder, made if missing; UserError naming the fix if it cannot be."""
     prefs = prefs or get_prefs()
     if prefs is not None and prefs.output_dir.strip():
-        path = bpy.path.abspath(prefs.output_dir.strip())
-        os.makedirs(path, exist_ok=True)
-        return path
+        return make_folder(bpy.path.abspath(prefs.output_dir.strip()))
     return user_dir("outputs")
+
+
+def make_folder(path: str) -> str:
+    """`path` as a folder Kiln may write in (made if missing), else UserError."""
+    fix = "choose another Output folder in Preferences > Add-ons > Kiln"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"The output folder {path} is a file, not a folder: {fix}.") from None
+    except NotADirectoryError:
+        raise UserError(f"Kiln cannot make the output folder {path}: part of that path is "
+                        f"a file, not a folder; {fix}.") from None
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise UserError(f"Kiln cannot make the output folder {path} ({why}): {fix}.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"Kiln may not write in the output folder {path} (it is read-only "
+                        f"for this user): {fix}, or allow writing there.")
+    return path
 
 
 def bundled_models() -> list[str]:

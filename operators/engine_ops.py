@@ -48,10 +48,14 @@ class KILN_OT_open_folder(bpy.types.Operator):
     what: bpy.props.EnumProperty(items=(('OUTPUT', "Output", ""), ('LOG', "Log", "")))
 
     def execute(self, context):
-        if self.what == 'LOG':
-            path = os.path.dirname(prefs_mod.log_path())
-        else:
-            path = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+        try:
+            if self.what == 'LOG':
+                path = os.path.dirname(prefs_mod.log_path())
+            else:
+                path = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+        except UserError as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
         if bpy.app.background:
             self.report({'INFO'}, path)
             return {'FINISHED'}

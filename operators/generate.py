@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
@@ -9,6 +11,8 @@ from .. import preferences as prefs_mod
 from ..props import MAX_PICTURES
 from . import importer, jobs
 from .session import SESSION, UserError, synchronous
+
+log = logging.getLogger("kiln")
 
 
 # ---------------------------------------------------------------- shared
@@ -59,12 +63,19 @@ def _has_picture(props) -> bool:
 
 
 def run_job(op, context, make):
-    """Build the job with `make()`, hand it to the session; in background mode wait."""
+    """Build the job with `make()`, hand it to the session; in background mode wait.
+    Every failure is reported as a sentence, never as a traceback."""
     try:
         job = make()
         SESSION.submit(context, job)
     except UserError as exc:
         op.report({'ERROR'}, str(exc))
+        return {'CANCELLED'}
+    except Exception as exc:          # a Kiln bug: a sentence here, the traceback in the log
+        log.exception("Kiln could not start the job")
+        op.report({'ERROR'}, f"Kiln could not start the job ({type(exc).__name__}: {exc}); "
+                  "nothing was generated. The traceback is in Blender's console: please "
+                  "report it.")
         return {'CANCELLED'}
     if not synchronous():
         return {'FINISHED'}
@@ -168,21 +179,23 @@ class KILN_OT_regenerate(bpy.types.Operator):
 
     def _job(self, context):
         obj = context.active_object
-        stored = importer.stored_settings(obj)
-        params = {k: v for k, v in stored.get("params", {}).items() if k not in ("out", "seed")}
-        if not params:
-            raise UserError(f"{obj.name} has no Kiln settings stored on it.")
-        if self.prompt.strip() and params.get("mode", "text") == "text":
-            params["prompt"] = self.prompt.strip()
-        seed = next_seed(int(stored.get("params", {}).get("seed", 0)), self.seed_mode)
         out_dir = prefs_mod.output_dir(prefs_mod.get_prefs(context))
-        full = jobs.request(params, seed, out_dir)
+        try:
+            params, seed, stored_options = importer.regenerate_source(obj)
+            if self.prompt.strip() and params.get("mode", "text") == "text":
+                params["prompt"] = self.prompt.strip()
+            full = jobs.request(params, next_seed(seed, self.seed_mode), out_dir)
+        except (importer.DamagedSettings, UserError) as exc:    # checked before any work
+            raise UserError(damaged(obj, str(exc).rstrip("."))) from None
         item = jobs.JobItem(params=full, name=jobs.object_name(full),
                             location=tuple(obj.location), replace=obj.name)
-        options = jobs.import_options(context)
-        for key in ("target_size", "smooth"):
-            options[key] = stored.get(key, options[key])
+        options = dict(jobs.import_options(context), **stored_options)
         return jobs.Job(items=[item], options=options, title="Regenerate")
+
+
+def damaged(obj, what: str) -> str:
+    return (f"Kiln cannot regenerate {obj.name}: {what}. Generate it afresh from the Kiln "
+            "panel instead (or re-import it from History).")
 
 
 class KILN_OT_surprise(bpy.types.Operator):

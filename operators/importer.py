@@ -10,6 +10,7 @@ the "Kiln" collection and stores prompt, seed, model and settings on it.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import bpy
@@ -155,7 +156,44 @@ def is_kiln_object(obj) -> bool:
 
 
 def stored_settings(obj) -> dict:
+    """The settings Kiln stored on `obj`, or {} when missing or not a JSON object."""
     try:
-        return json.loads(obj[PROP_PREFIX + "settings"])
+        settings = json.loads(obj[PROP_PREFIX + "settings"])
     except (KeyError, ValueError, TypeError):
         return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+class DamagedSettings(ValueError):
+    """What is wrong with an object's stored settings (operators add the fix)."""
+
+
+def regenerate_source(obj) -> tuple[dict, int, dict]:
+    """(params without seed and out, seed, import options) stored on `obj`, each checked;
+    DamagedSettings saying what is wrong (the user may have edited the property)."""
+    stored = stored_settings(obj)
+    if not stored:
+        raise DamagedSettings(f"its {PROP_PREFIX}settings property is not a JSON object")
+    params = stored.get("params")
+    if not isinstance(params, dict) or not params:
+        raise DamagedSettings("its stored params are not a dictionary of settings")
+    seed = params.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DamagedSettings(f"its stored seed {seed!r} is not a whole number of 0 or more")
+    options = {}
+    if "target_size" in stored:
+        options["target_size"] = _positive(stored["target_size"], "target size")
+    if "smooth" in stored:
+        if not isinstance(stored["smooth"], bool):
+            raise DamagedSettings(f"its stored smooth {stored['smooth']!r} is not true or "
+                                  "false")
+        options["smooth"] = stored["smooth"]
+    rest = {k: v for k, v in params.items() if k not in ("out", "seed")}
+    return rest, seed, options
+
+
+def _positive(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        raise DamagedSettings(f"its stored {what} {value!r} is not a positive number")
+    return float(value)

@@ -144,7 +144,11 @@ def prepare_image(props, out_dir: str) -> str:
                             f"The picture {path} does not exist: pick another file.")
         if props.background == 'ALPHA':
             return os.path.abspath(path)
-        image = bpy.data.images.load(path, check_existing=False)
+        try:
+            image = bpy.data.images.load(path, check_existing=False)
+        except RuntimeError:
+            raise UserError(f"Blender cannot read the picture {path}: pick a PNG or JPEG "
+                            "file.") from None
         try:
             return _save_keyed(image, props, out_dir)
         finally:

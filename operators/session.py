@@ -39,8 +39,7 @@ STAGE_WEIGHTS = (("load", 0.0), ("condition", 0.05), ("sample", 0.45), ("encode"
                  ("export", 0.05))
 
 
-class UserError(Exception):
-    """A problem the artist can fix; the message says how."""
+UserError = prefs_mod.UserError       # a problem the artist can fix; the message says how
 
 
 # ---------------------------------------------------------------- jobs

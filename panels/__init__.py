@@ -20,7 +20,7 @@ class _KilnPanel:
 def _wrapped(layout, context, text: str, icon: str) -> None:
     """`text` over several labels, as wide as the sidebar allows."""
     region = getattr(context, "region", None)
-    scale = context.preferences.system.ui_scale
+    scale = context.preferences.system.ui_scale or 1.0        # 0 in background Blender
     width = max(16, int(((region.width if region else 300) - 40 * scale) / (6.5 * scale)))
     col = layout.column(align=True)
     for i, line in enumerate(prefs_mod.wrap(text, width)):
@@ -195,16 +195,22 @@ class KILN_PT_history(_KilnPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        found = history.entries()
-        if not found:
+        found, problem = history.listing()
+        if problem:
+            _wrapped(layout, context, problem, 'ERROR')
+        elif not found:
             layout.label(text="No results yet")
         for entry in found:
-            row = layout.row(align=True)
             icon_id = history.icon_id(entry)
-            if icon_id:
-                row.label(text=entry.title, icon_value=icon_id)
-            else:
-                row.label(text=entry.title, icon='MESH_ICOSPHERE')
+            if icon_id:                     # the engine's thumbnail, title and button beside
+                split = layout.split(factor=0.3)   # a row would squeeze the icon to text size
+                split.template_icon(icon_value=icon_id, scale=2.5)
+                col = split.column(align=True)
+                col.label(text=entry.title)
+                col.operator("kiln.history_import", icon='IMPORT').filepath = entry.glb
+                continue
+            row = layout.row(align=True)
+            row.label(text=entry.title, icon='MESH_ICOSPHERE')
             row.operator("kiln.history_import", text="", icon='IMPORT').filepath = entry.glb
 
 

@@ -36,14 +36,15 @@ def parse():
 ARGS = parse()
 STATE = {"blender": bpy.app.version_string, "draws": {}, "errors": [], "ticks": 0,
          "imported": None, "generate": None, "generated": None, "tick_ms": [],
-         "job_error": None, "stages": [], "import_ms": []}
+         "job_error": None, "stages": [], "import_ms": [], "thumbnail_icons": {}}
 T0 = time.monotonic()
 
 
 # ---------------------------------------------------------------- instrumentation
-def count_draws(panel_classes) -> None:
+def count_draws(classes) -> None:
     """Wrap each panel's draw (re-registering: Blender 3.4 crashes if a registered
-    panel's draw is swapped in place)."""
+    panel's draw is swapped in place). Other classes (UI lists) are left alone."""
+    panel_classes = [cls for cls in classes if issubclass(cls, bpy.types.Panel)]
     for cls in reversed(panel_classes):
         bpy.utils.unregister_class(cls)
     for cls in panel_classes:
@@ -60,6 +61,18 @@ def counted(original, name):
             STATE["errors"].append(traceback.format_exc())
             raise
     return draw
+
+
+def record_icons(history) -> None:
+    """Keep the icon the History panel got for each thumbnail (0: none made)."""
+    original = history.icon_id
+
+    def icon_id(entry):
+        icon = original(entry)
+        if entry.thumb:
+            STATE["thumbnail_icons"][entry.thumb] = icon
+        return icon
+    history.icon_id = icon_id
 
 
 def time_polls(session) -> None:
@@ -120,9 +133,10 @@ def frame(window, area, zoom_out: float = 1.8) -> None:
 def setup() -> None:
     bpy.ops.preferences.addon_enable(module="kiln")
     import kiln.panels
-    from kiln.operators import session
+    from kiln.operators import history, session
     count_draws(kiln.panels.CLASSES)
     time_polls(session)
+    record_icons(history)
     prefs = bpy.context.preferences.addons["kiln"].preferences
     if ARGS.model:
         prefs.model_source, prefs.model_folder = 'FOLDER', ARGS.model
@@ -192,16 +206,25 @@ def finish(window, area):
             bpy.ops.screen.screenshot_area(filepath=ARGS.png)
     except Exception:
         STATE["errors"].append(traceback.format_exc())
-    from kiln.operators.session import SESSION
-    SESSION.shutdown()
+    try:
+        from kiln.operators.session import SESSION
+        SESSION.shutdown()
+    except Exception:
+        STATE["errors"].append(traceback.format_exc())
     with open(ARGS.report, "w") as fh:
         json.dump(STATE, fh, indent=2)
     bpy.ops.wm.quit_blender()
     return None
 
 
+def give_up():
+    """setup() failed: report at once instead of clicking for minutes."""
+    return finish(*view3d())
+
+
 try:
     setup()
+    bpy.app.timers.register(tick, first_interval=1.0)
 except Exception:
     STATE["errors"].append(traceback.format_exc())
-bpy.app.timers.register(tick, first_interval=1.0)
+    bpy.app.timers.register(give_up, first_interval=1.0)

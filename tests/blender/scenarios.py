@@ -34,8 +34,12 @@ def install(bpy, args: dict) -> dict:
 
 
 def configure(bpy, args: dict) -> None:
-    """Preferences (reset by Blender when an add-on is disabled) and panel settings."""
+    """Preferences (reset by Blender when an add-on is disabled) and panel settings.
+    With "engine_python" the engine's Python is set as a user would in Preferences
+    (Blender 4.2's own venv has no torch: it runs the repository's .venv)."""
     prefs = bpy.context.preferences.addons[PKG].preferences
+    if args.get("engine_python"):
+        prefs.python_path = args["engine_python"]
     prefs.model_source = 'FOLDER'
     prefs.model_folder = args["model"]
     prefs.device = 'CPU'
@@ -81,6 +85,21 @@ def describe(obj) -> dict:
         "location": list(obj.location), "dimensions": list(obj.dimensions),
         "props": {k: obj[k] for k in obj.keys() if k.startswith("kiln_")},
     }
+
+
+def draw_panels(bpy) -> dict:
+    """Every Kiln panel and the preferences drawn once (layout_check.py): draw counts,
+    errors raised while drawing, label texts and thumbnail icons shown."""
+    import layout_check
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    drawn = layout_check.draw_all(bpy, module("panels").CLASSES,
+                                  extra=[(module("preferences").KilnPreferences, prefs)])
+    calls = drawn.pop("calls")
+    drawn["labels"] = [c.get("text") for c in calls if c["call"] == "label"]
+    drawn["history_labels"] = [c.get("text") for c in calls
+                               if c["call"] == "label" and c["panel"] == "KILN_PT_history"]
+    drawn["thumbnails"] = [c.get("icon_value") for c in calls if c["call"] == "template_icon"]
+    return drawn
 
 
 def kiln_objects(bpy) -> list:
@@ -175,7 +194,11 @@ def scenario_background(bpy, args: dict) -> dict:
 
     history = module("operators.history")
     entries = history.entries(args["out"])
-    res["history"] = [{"glb": e.glb, "title": e.title} for e in entries]
+    res["history"] = [{"glb": e.glb, "title": e.title, "thumb": e.thumb} for e in entries]
+    res["panels"] = draw_panels(bpy)
+    # background Blender makes no icons (icon_id is 0), but the previews are loaded
+    previews = history._PREVIEWS["collection"]
+    res["previews"] = {key.rsplit(":", 1)[0]: list(p.image_size) for key, p in previews.items()}
     if entries:
         n = len(kiln_objects(bpy))
         res["history_import"] = call(kiln.history_import, filepath=entries[-1].glb)
@@ -223,6 +246,80 @@ def image_input(bpy) -> dict:
         res["image_alpha_centre"] = alpha[(size // 2) * size + size // 2]
         bpy.data.images.remove(keyed)
     props.mode = 'TEXT'
+    return res
+
+
+# ---------------------------------------------------------------- faults
+DAMAGED = {   # kiln_settings a user (or a script) may leave on an object
+    "settings_list": [1, 2],
+    "params_list": {"params": ["mode", "text"], "target_size": 2.0},
+    "seed_text": {"params": {"mode": "text", "prompt": "a red chair", "seed": "abc"}},
+    "target_size_text": {"params": {"mode": "text", "prompt": "a red chair", "seed": 3},
+                         "target_size": "big", "smooth": True},
+}
+ODD_SIDECARS = {  # sidecars beside GLBs in the output folder, edited by hand
+    "odd": {"image": 5, "seed": "abc", "prompt": ["a", "list"], "thumbnail": 7},
+    "listed": [1, 2, 3],
+    "escape": {"prompt": "a mug", "seed": 2, "thumbnail": "../../etc/passwd.png"},
+}
+
+
+def damaged_object(bpy, name: str, settings) -> object:
+    mesh = bpy.data.meshes.new(name)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj["kiln_settings"] = json.dumps(settings)
+    obj["kiln_prompt"] = "a red chair"
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def scenario_faults(bpy, args: dict) -> dict:
+    """Every fault of issue 14, item 5 and 10: a sentence from the operator, the panels
+    still draw, no job is started."""
+    res = install(bpy, args)
+    kiln, out = bpy.ops.kiln, args["out"]
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    find = module("preferences").find_engine_python
+
+    # item 10: environments, not interpreter files, decide whether torch is there
+    prefs.python_path = args["torchless_python"]     # a sibling venv of Blender's, no torch
+    res["poll_torchless"] = kiln.generate.poll()
+    res["why_torchless"] = find(prefs)[1]
+    prefs.python_path = args["repo_python"]          # another venv, with torch
+    res["poll_repo_python"] = kiln.generate.poll()
+    res["found_repo_python"] = find(prefs)[0]
+
+    for name, settings in DAMAGED.items():
+        damaged_object(bpy, name, settings)
+        res[f"regenerate_{name}"] = call(kiln.regenerate, seed_mode='KEEP')
+    res["engine_after_regenerate"] = engine_pid()
+    res["files_after_regenerate"] = sorted(os.listdir(out))
+
+    blocker = os.path.join(out, "blocker.txt")
+    with open(blocker, "w") as fh:
+        fh.write("not a folder")
+    prefs.output_dir = blocker
+    res["generate_folder_is_file"] = call(kiln.generate)
+    res["open_folder_is_file"] = call(kiln.open_folder, what='OUTPUT')
+    res["panels_folder_is_file"] = draw_panels(bpy)
+    prefs.output_dir = os.path.join(blocker, "results")
+    res["generate_folder_under_file"] = call(kiln.generate)
+    res["engine_after_folders"] = engine_pid()
+    prefs.output_dir = out
+
+    for stem, sidecar in ODD_SIDECARS.items():
+        with open(os.path.join(out, stem + ".glb"), "wb") as fh:
+            fh.write(b"not a glb")
+        with open(os.path.join(out, stem + ".json"), "w") as fh:
+            json.dump(sidecar, fh)
+    history = module("operators.history")
+    history.forget()
+    res["history"] = [{"title": e.title, "thumb": e.thumb} for e in history.entries(out)]
+    res["panels_odd_sidecars"] = draw_panels(bpy)
+    res["history_import_junk"] = call(kiln.history_import, filepath=os.path.join(out, "odd.glb"))
+    res["history_import_gone"] = call(kiln.history_import, filepath=os.path.join(out, "x.glb"))
+    res["engines_left"] = engine_processes(out)
     return res
 
 
@@ -324,13 +421,14 @@ def scenario_crash(bpy, args: dict) -> dict:
 
 
 SCENARIOS = {"background": scenario_background, "interactive": scenario_interactive,
-             "crash": scenario_crash}
+             "crash": scenario_crash, "faults": scenario_faults}
 
 
 def main() -> int:
     name, args = sys.argv[1], json.loads(sys.argv[2])
     import bpy
     result = SCENARIOS[name](bpy, args)
+    result["blender"] = bpy.app.version_string
     print(RESULT_TAG + json.dumps(result, default=str), flush=True)
     return 0
 

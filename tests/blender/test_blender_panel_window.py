@@ -72,6 +72,14 @@ def test_generate_in_a_live_window(window_run):
           f"{seen['import_ms'][0]:.0f} ms")
 
 
+def test_history_shows_the_engines_thumbnail(window_run):
+    """The result generated in the window has its thumbnail, drawn as a real icon."""
+    seen, _, _ = window_run
+    icons = seen["thumbnail_icons"]
+    assert any(path.endswith(seen["generated"] + ".png") for path in icons), icons
+    assert all(icon > 0 for icon in icons.values()), icons
+
+
 def test_screenshot_written(window_run):
     _, png, _ = window_run
     assert png.is_file() and png.stat().st_size > 10_000
