@@ -5,6 +5,8 @@
     job = c.generate(prompt="a red chair", seed=7)
     # or mode="image", image=...; mode="views", views=[{"image": p, "direction": "front"}];
     # mode="unconditional" (any protocol.validate_generate fields, e.g. refine_steps=20)
+    job = c.restyle(mesh="/abs/chair.npz", prompt="a blue chair", strength=0.85)
+    #                                 (protocol.validate_restyle's fields; result: "texture")
     for event in c.poll(): ...      # never blocks: call it from a timer
     c.cancel(job); c.shutdown()
 
@@ -183,11 +185,20 @@ class EngineClient:
         Raises KilnError(BUSY) while another job runs. Bad parameters come back as an
         `error` event from the engine (use protocol.validate_generate to check early).
         """
+        return self._submit(protocol.generate, params)
+
+    def restyle(self, **params) -> str:
+        """Send a restyle request (as `generate`; protocol.validate_restyle checks early).
+        Its result event names the texture PNG ("texture") instead of a GLB."""
+        return self._submit(protocol.restyle, params)
+
+    def _submit(self, build, params: dict) -> str:
+        """Send the job request build(job_id, **params); return its id."""
         if self.state in (BUSY_STATE,) or (self.state == STARTING and self.job):
             raise KilnError(BUSY, f"The engine is busy with job {self.job!r}: wait for it "
                             "or cancel it first.")
         job_id = str(params.pop("id", None) or f"job-{next(_ids)}-{uuid.uuid4().hex[:6]}")
-        line = _request_line(protocol.generate(job_id, **params))  # before any state change
+        line = _request_line(build(job_id, **params))  # before any state change
         if self.state in (STOPPED, CRASHED) or not self.is_running():
             self.start()
         self.job = job_id

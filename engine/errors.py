@@ -7,6 +7,7 @@ that names the problem and the fix.
 BAD_REQUEST = "bad_request"          # malformed line, unknown type, missing field
 BAD_PROMPT = "bad_prompt"            # empty or unusable prompt
 BAD_IMAGE = "bad_image"              # unreadable / unsupported image
+BAD_MESH = "bad_mesh"                # a restyle mesh that is unreadable, empty or broken
 MODEL_NOT_FOUND = "model_not_found"  # no such model folder / repo id
 WEIGHTS_INVALID = "weights_invalid"  # checksum mismatch, pickle, broken safetensors
 BUSY = "busy"                        # a job is already running

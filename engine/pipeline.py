@@ -7,13 +7,16 @@
     pipe.views_to_3d([{"image": "front.png", "direction": "front"},
                       {"image": "side.png", "azimuth": 90, "elevation": 20}])
     pipe.unconditional_to_3d(seed=3)          # "Surprise me": the null condition
+    res = pipe.restyle("chair.npz", "a blue chair", strength=0.75)   # engine/restyle.py
+    pipe.export_texture(res, "chair-blue.png")                     # + chair-blue.json
 
 Stages (each timed, each reported to `progress(stage, step, total)`):
 condition -> sample (views mode: encode) [-> refine, one report per step] -> decode ->
 extract -> texture (-> export). Inside extract and texture
 the geometry code ticks between pieces of work, and each tick reports the stage again (at
 most every TICK_SECONDS): a progress callback that raises (the server's `Cancelled`) stops
-those stages within a fraction of a second.
+those stages within a fraction of a second. Restyle: condition -> render -> encode ->
+sample (from t = strength) -> decode -> texture (-> export).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .protocol import EXTRACTORS, MAX_PROMPT_CHARS, check_prompt  # noqa: F401 (
 from . import protocol
 from .io import outputs, weights
 from .models import Condition, build_model
-from .sampling import SAMPLERS, cfg_velocity, initial_noise, time_grid
+from .sampling import SAMPLERS, add_noise, cfg_velocity, initial_noise, partial_grid, time_grid
 
 POINT_CHUNK = 131072
 DEFAULT_FACES = 20000            # the face budget when none is given; 0 means no limit
@@ -41,9 +44,10 @@ TICK_SECONDS = 0.02              # a stage's ticks report it again at most this 
 
 @dataclass
 class Result:
-    mesh: object                          # engine.geometry.mesh.Mesh
+    mesh: object                          # engine.geometry.mesh.Mesh (None for restyle)
     timings: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    texture: object = None                # restyle: (S, S, 3) uint8 on the mesh's own UVs
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -198,6 +202,60 @@ class Pipeline:
             return self.unconditional_to_3d(**settings)
         return self.text_to_3d(params["prompt"], **settings)
 
+    def restyle(self, mesh, prompt: str, strength: float = protocol.DEFAULT_STRENGTH,
+                progress=None, **options) -> Result:
+        """New colours for an existing mesh on its own UV layout (engine/restyle.py has
+        the road): `mesh` is a path (the add-on's .npz, or a mesh file with UVs) or a
+        restyle.RestyleMesh; options: seed, steps, guidance, texture, sampler. The Result
+        carries the texture and no mesh: the geometry is the caller's, untouched."""
+        from .geometry.texture import bake_uv_layout
+        from .restyle import RestyleMesh, check_mesh, encoder_views, load_mesh, normalised
+        prompt = check_prompt(prompt)
+        strength = protocol.check_number("strength", strength, protocol.RESTYLE_NUMBER_FIELDS)
+        mesh = check_mesh(mesh) if isinstance(mesh, RestyleMesh) else load_mesh(mesh)
+        settings = dict(self._settings("restyle", **options), strength=float(strength))
+        report = progress or (lambda stage, step, total: None)
+        timings: dict[str, float] = {}
+        with self._stage("condition", timings, report):
+            cond = self.encode_text([prompt])
+        with self._stage("render", timings, report):
+            points_nx3 = normalised(mesh.positions_nx3, mesh.triangles_tx3)
+            views = encoder_views(mesh, points_nx3, self.config.vae.image_size)  # (4, 10, S, S)
+        with self._stage("encode", timings, report):
+            z0 = self.model.vae.encoder(views[None].to(self.device))[0]       # mean (1, 3, c, h, w)
+        with self._stage("sample", timings, report):
+            z = self.sample_latent(cond, settings, report, start=z0)
+        with self._stage("decode", timings, report):
+            planes = self.model.vae.decoder(z)                               # (1, 3, C, H, W)
+        with self._stage("texture", timings, report) as tick:
+            _, rgb_fn = self.field_fns(planes, tick)
+            texture, covered = bake_uv_layout(points_nx3[mesh.triangles_tx3], mesh.uvs_tx3x2,
+                                              rgb_fn, settings["texture"], tick=tick)
+        meta = dict(mode="restyle", prompt=prompt, model=self.name, engine_version=__version__,
+                    device=str(self.device), **settings, triangles=mesh.num_triangles,
+                    texels_baked=round(covered, 4))
+        return Result(mesh=None, timings=timings, meta=meta, texture=texture)
+
+    def export_texture(self, result: Result, out_png) -> tuple[Path, Path]:
+        """Write a restyle's NAME.png (marked as Kiln's) + NAME.json; refuses (KilnError)
+        to replace files Kiln did not write."""
+        from .restyle import texture_png
+        out_png = Path(out_png).expanduser()
+        outputs.check_writable_texture(out_png)            # before any work is spent
+        t0 = time.perf_counter()
+        data = texture_png(result.texture)
+        result.timings["export"] = time.perf_counter() - t0
+        size = result.texture.shape
+        sidecar = dict(result.meta, timings=result.timings,
+                       counts={"triangles": result.meta.get("triangles"),
+                               "texture": [int(size[1]), int(size[0])]})
+        try:
+            return outputs.write_texture(out_png.resolve(), data, sidecar)
+        except OSError as exc:
+            raise KilnError(BAD_REQUEST, f"Kiln cannot write {out_png} ("
+                            f"{exc.strerror or type(exc).__name__}): choose another output "
+                            "folder or check its permissions and free space.") from exc
+
     def refine(self, z, views_vx10xSxS, settings: dict, report):
         """refine.refine_latent with this pipeline's model, seed and step reports."""
         from .refine import refine_latent
@@ -251,7 +309,8 @@ class Pipeline:
                 raise KilnError(BAD_REQUEST, f"Unknown {name} '{settings[name]}': use one "
                                 f"of {', '.join(choices)}.")
         protocol.check_refine(mode, settings["refine_steps"])
-        drop = {"views": ("steps", "guidance", "sampler"), "unconditional": ("guidance",)}
+        drop = {"views": ("steps", "guidance", "sampler"), "unconditional": ("guidance",),
+                "restyle": ("resolution", "faces", "texture_mode", "extractor", "refine_steps")}
         for name in drop.get(mode, ()):
             settings.pop(name)
         return settings
@@ -301,17 +360,24 @@ class Pipeline:
             torch.cuda.synchronize()
         timings[name] = time.perf_counter() - t0
 
-    def sample_latent(self, cond: Condition, settings: dict, report) -> torch.Tensor:
+    def sample_latent(self, cond: Condition, settings: dict, report,
+                      start: torch.Tensor | None = None) -> torch.Tensor:
         """Noise -> latent z (1, 3, c, h, w) by the flow ODE with CFG (no guidance in the
-        settings: the plain conditional model, as for the null condition)."""
+        settings: the plain conditional model, as for the null condition). With `start`
+        (a latent (1, 3, c, h, w), restyle) the path begins at t = settings["strength"]
+        between it and the noise, and the steps are that part of the grid's."""
         v = self.config.vae
         shape = (1, 3, v.latent_channels, v.latent_size, v.latent_size)
         x = initial_noise(shape, settings["seed"], self.device)
+        ts = time_grid(settings["steps"])
+        if start is not None:
+            x0 = (start - self.config.latent_shift) * self.config.latent_scale
+            x = add_noise(x0, x, settings["strength"])
+            ts = partial_grid(settings["steps"], settings["strength"])
         velocity = cfg_velocity(self.model.dit, cond, self.model.dit.null_condition(1),
                                 settings.get("guidance", 1.0))
         sampler = SAMPLERS[settings["sampler"]]
-        x = sampler(velocity, x, time_grid(settings["steps"]).tolist(),
-                    lambda i, n, _x: report("sample", i, n))
+        x = sampler(velocity, x, ts.tolist(), lambda i, n, _x: report("sample", i, n))
         return x / self.config.latent_scale + self.config.latent_shift
 
     def _chunked(self, fn, tick=None):

@@ -11,13 +11,17 @@ else there). Messages, in the order a session sees them:
     engine -> {"type":"progress","id":"job-1","stage":"sample","step":3,"total":12}
     engine -> {"type":"result","id":"job-1","glb":"/abs/x.glb","json":"/abs/x.json","meta":{..}}
     engine -> {"type":"error","id":"job-1","code":"bad_request","message":"human sentence"}
+    client -> {"type":"restyle","id":"job-2","mesh":"/abs/cube.npz","prompt":"a blue box",
+               "strength":0.7,"out":"/abs/cube-blue.png",...}
+    engine -> {"type":"result","id":"job-2","texture":"/abs/cube-blue.png","json":..,"meta":..}
     client -> {"type":"cancel","id":"job-1"}     engine -> {"type":"cancelled","id":"job-1",...}
         (a cancel naming no running job -> {"type":"error","id":"job-9","code":"bad_request"})
     client -> {"type":"ping"}                    engine -> {"type":"pong"}
     client -> {"type":"shutdown"}                (the engine exits with status 0)
 
-`validate_generate` is the single place that checks a generate request; the engine
-runs it on every request and the add-on may run it too, to refuse bad input early.
+`validate_generate` is the single place that checks a generate request, and
+`validate_restyle` a restyle request; the engine runs them on every request and the
+add-on runs them too, to refuse bad input early.
 
 Modes: "text" (a prompt), "image" (one picture), "views" (1-4 pictures of one object,
 each with its direction, reconstructed through the VAE encoder), "unconditional" (no
@@ -29,6 +33,12 @@ front (the camera on -Y looking towards +Y, Blender's Front view), 90 the right 
 180 the back, 270 the left, counter-clockwise seen from above; elevation is degrees
 above the ground plane, 90 looks straight down. "refine_steps" (image and views modes)
 fits the result to its picture(s) by that many optimisation steps.
+
+Restyle (LATTE3D's text-guided stylisation) gives an existing mesh new colours on its own
+UV layout: "mesh" names a file the add-on wrote (engine/restyle.py has its format, a
+.npz of triangle corners and their UVs; mesh files with a UV map also work), "prompt"
+says what it should look like, "strength" (0-1) how far from its present colours the
+result may go. The result is a texture, NAME.png (with NAME.json), not a mesh.
 """
 
 from __future__ import annotations
@@ -39,13 +49,14 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError
+from .errors import BAD_IMAGE, BAD_MESH, BAD_PROMPT, BAD_REQUEST, KilnError
 
 PROTOCOL_VERSION = 1
 
 # ---------------------------------------------------------------- message types
 READY = "ready"
 GENERATE = "generate"
+RESTYLE = "restyle"
 PROGRESS = "progress"
 RESULT = "result"
 ERROR = "error"
@@ -55,13 +66,14 @@ SHUTDOWN = "shutdown"
 PING = "ping"
 PONG = "pong"
 
-CLIENT_TYPES = frozenset({GENERATE, CANCEL, SHUTDOWN, PING})
+CLIENT_TYPES = frozenset({GENERATE, RESTYLE, CANCEL, SHUTDOWN, PING})
+JOB_TYPES = frozenset({GENERATE, RESTYLE})         # requests that start a job
 ENGINE_TYPES = frozenset({READY, PROGRESS, RESULT, ERROR, CANCELLED, PONG})
 ALL_TYPES = CLIENT_TYPES | ENGINE_TYPES
 FINAL_TYPES = frozenset({RESULT, ERROR, CANCELLED})  # end a job
 
-STAGES = ("load", "condition", "sample", "encode", "refine", "decode", "extract", "texture",
-          "export")
+STAGES = ("load", "condition", "render", "sample", "encode", "refine", "decode", "extract",
+          "texture", "export")                     # render: restyle's views of its mesh
 
 # ---------------------------------------------------------------- generate fields
 MODES = ("text", "image", "views", "unconditional")
@@ -101,8 +113,20 @@ NO_LIMIT_FIELDS = frozenset({"faces"})  # 0 is also accepted: no limit (no decim
 MAX_PROMPT_CHARS = 500  # the one prompt limit (pipeline, CLI, server, add-on)
 MAX_INT_DIGITS = 100    # far above any field's range; Python's int() stops at 4,300 digits
 MAX_SHOWN_CHARS = 40    # how much of a refused value an error sentence quotes
-PATH_FIELDS = ("image", "model", "out")
+PATH_FIELDS = ("image", "model", "out", "mesh")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not a character
+
+# ---------------------------------------------------------------- restyle fields
+DEFAULT_STRENGTH = 0.85      # restyle: how far from the object's own colours it may go
+RESTYLE_NUMBER_FIELDS = {
+    **{name: NUMBER_FIELDS[name] for name in ("seed", "steps", "guidance", "texture")},
+    "strength": (float, 0.0, 1.0, "how far the colours may move from the object's own: "
+                 "0 keeps them, 1 starts from noise"),
+}
+RESTYLE_TEXT_FIELDS = ("id", "mesh", "prompt", "sampler", "model", "out")
+RESTYLE_FIELDS = frozenset({"type", *RESTYLE_TEXT_FIELDS, *RESTYLE_NUMBER_FIELDS})
+MESH_SUFFIXES = (".npz", ".glb", ".gltf", ".obj", ".ply")   # .npz: the add-on's export
+MAX_RESTYLE_TRIANGLES = 2_000_000
 
 
 # ---------------------------------------------------------------- encode / decode
@@ -232,6 +256,15 @@ def generate(job_id: str, **params) -> dict:
     return {"type": GENERATE, "id": job_id, **params}
 
 
+def restyle(job_id: str, **params) -> dict:
+    return {"type": RESTYLE, "id": job_id, **params}
+
+
+def restyled(job_id, texture: str, json_path: str, meta: dict) -> dict:
+    """A restyle's result: the texture PNG (and its sidecar) instead of a GLB."""
+    return {"type": RESULT, "id": job_id, "texture": texture, "json": json_path, "meta": meta}
+
+
 # ---------------------------------------------------------------- validation
 def validate_generate(msg: dict) -> dict:
     """Check and normalise a generate request; raise KilnError naming field and fix.
@@ -273,6 +306,43 @@ def validate_generate(msg: dict) -> dict:
             out[name] = _number(name, msg[name])
     check_refine(out["mode"], out.get("refine_steps", 0))
     return out
+
+
+def validate_restyle(msg: dict) -> dict:
+    """Check and normalise a restyle request; raise KilnError naming field and fix.
+
+    Returns a new dict with "id", "mesh" (absolute path), "prompt", "sampler", "model"
+    and "out" (a .png path, or None), "strength" (DEFAULT_STRENGTH when absent) and each
+    other number field present (absent ones take the model's defaults)."""
+    unknown = sorted(set(msg) - RESTYLE_FIELDS)
+    if unknown:
+        raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the restyle request: "
+                        "remove it or check the spelling (known: "
+                        f"{_names(RESTYLE_FIELDS - {'type'})}).")
+    out = {"id": _job_id(msg.get("id"))}
+    for name in RESTYLE_TEXT_FIELDS[1:]:
+        out[name] = _optional_text(msg, name)
+    out["mesh"] = _mesh_path(out["mesh"])
+    out["prompt"] = check_prompt(out["prompt"])
+    if out["sampler"] is not None:
+        out["sampler"] = _choice("sampler", out["sampler"], SAMPLERS)
+    if out["out"] is not None:
+        out["out"] = _out_path(out["out"], ".png", "chair-blue.png")
+    for name in RESTYLE_NUMBER_FIELDS:
+        if msg.get(name) is not None:
+            out[name] = _number(name, msg[name], RESTYLE_NUMBER_FIELDS)
+    out.setdefault("strength", DEFAULT_STRENGTH)
+    return out
+
+
+def _mesh_path(mesh) -> str:
+    if not mesh or not mesh.strip():
+        raise KilnError(BAD_MESH, 'Restyle needs a mesh: set "mesh" to the path of the '
+                        "file the add-on wrote (.npz), or of a mesh file with a UV map.")
+    if not mesh.lower().endswith(MESH_SUFFIXES):
+        raise KilnError(BAD_MESH, f"The mesh {mesh!r} is not a file Kiln can restyle: give "
+                        f"a {', '.join(MESH_SUFFIXES)} file.")
+    return _readable_file(mesh, "mesh", BAD_MESH, "pick the mesh file again")
 
 
 def check_refine(mode: str, steps: int) -> None:
@@ -428,39 +498,47 @@ def _image_path(image) -> str:
     if not image or not image.strip():
         raise KilnError(BAD_IMAGE, 'Image mode needs a picture: set "image" to the path '
                         "of a PNG or JPEG file.")
-    path = Path(image).expanduser()
+    return _readable_file(image, "image", BAD_IMAGE, "pick an existing picture file",
+                          "a picture file", "a PNG or JPEG file")
+
+
+def _readable_file(text: str, noun: str, code: str, missing_fix: str,
+                   inside: str = "a file", kind: str = "another file") -> str:
+    """The absolute path of the readable regular file `text`; KilnError(code) naming
+    the `noun` ("image", "mesh") and the fix otherwise."""
+    path = Path(text).expanduser()
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} does not exist: pick an "
-                        "existing picture file.") from None
+        raise KilnError(code, f"The {noun} {str(path)!r} does not exist: "
+                        f"{missing_fix}.") from None
     except OSError as exc:
-        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} cannot be read "
+        raise KilnError(code, f"The {noun} {str(path)!r} cannot be read "
                         f"({exc.strerror or type(exc).__name__}): check the permissions "
                         "of the file and its folders, or pick another file.") from None
     if stat.S_ISDIR(info.st_mode):
-        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} is a folder, not a file: "
-                        "pick a picture file inside it.")
+        raise KilnError(code, f"The {noun} {str(path)!r} is a folder, not a file: "
+                        f"pick {inside} inside it.")
     if not stat.S_ISREG(info.st_mode):
-        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} is not a regular file: pick "
-                        "a PNG or JPEG file.")
+        raise KilnError(code, f"The {noun} {str(path)!r} is not a regular file: pick "
+                        f"{kind}.")
     try:
         with open(path, "rb") as fh:
             fh.read(1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise KilnError(BAD_IMAGE, f"The image {str(path)!r} cannot be read ({reason}): "
+        raise KilnError(code, f"The {noun} {str(path)!r} cannot be read ({reason}): "
                         "check its permissions or pick another file.") from None
     return str(path.resolve())
 
 
-def _out_path(value: str) -> str:
+def _out_path(value: str, suffix: str = ".glb", example: str = "chair.glb") -> str:
     if not value.strip():
         raise KilnError(BAD_REQUEST, 'The "out" field is empty: give a path ending in '
-                        '.glb, or leave "out" out to use the output folder.')
-    if not value.lower().endswith(".glb"):
-        raise KilnError(BAD_REQUEST, f'The "out" path {value!r} does not end in .glb: '
-                        "name the output file like 'chair.glb'.")
+                        f'{suffix}, or leave "out" out to use the output folder.')
+    if not value.lower().endswith(suffix):
+        raise KilnError(BAD_REQUEST, f'The "out" path {value!r} does not end in {suffix}: '
+                        f"name the output file like '{example}'.")
     return str(Path(value).expanduser())
 
 
@@ -487,9 +565,9 @@ def _number(name: str, given, table=NUMBER_FIELDS, where: str = "The"):
     return value
 
 
-def check_number(name: str, value):
+def check_number(name: str, value, table=NUMBER_FIELDS):
     """One number field checked as a request's would be (the pipeline's API uses it)."""
-    return _number(name, value)
+    return _number(name, value, table)
 
 
 def _as_float(value) -> float:

@@ -21,6 +21,20 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
+def partial_grid(steps: int, strength: float) -> torch.Tensor:
+    """The last part of the time grid for denoising from t = strength (SDEdit-style):
+    max(1, round(steps * strength)) steps from `strength` to 0 (no steps at strength 0)."""
+    if strength <= 0:
+        return torch.zeros(1)
+    n = max(1, round(steps * strength))
+    return torch.linspace(float(strength), 0.0, n + 1)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: float) -> torch.Tensor:
+    """A point on the flow path at time t: z_t = (1 - t) * x0 + t * noise (t = 1 is noise)."""
+    return (1.0 - t) * x0 + t * noise
+
+
 def initial_noise(shape, seed: int, device="cpu", dtype=torch.float32) -> torch.Tensor:
     """Noise drawn on the CPU from a seeded generator: the same seed gives the same
     result on every device."""

@@ -1,4 +1,5 @@
 """`python -m engine serve`: the warm JSON-lines server the add-on talks to.
+Jobs are generate requests (a GLB) and restyle requests (a texture PNG).
 
 The model loads once; then a reader thread reads requests from stdin while jobs run on
 the main thread. The reader answers ping, cancel and shutdown at once, even mid-job;
@@ -159,6 +160,7 @@ def load_pipeline(model: str, device: str, allow_online: bool = False,
 class Job:
     id: str
     params: dict
+    kind: str = protocol.GENERATE         # or protocol.RESTYLE
     cancel: threading.Event = field(default_factory=threading.Event)
     stage: str = ""
     step: int = 0
@@ -218,8 +220,11 @@ class Server:
 
     def accept(self, msg: dict) -> None:
         request_id = protocol.plain_id(msg.get("id"))
+        kind = msg["type"]
+        validate = protocol.validate_restyle if kind == protocol.RESTYLE \
+            else protocol.validate_generate
         try:
-            params = protocol.validate_generate(msg)
+            params = validate(msg)
         except KilnError as exc:
             self.channel.send(protocol.error(request_id, exc.code, exc.message))
             return
@@ -237,7 +242,7 @@ class Server:
                 busy_id = self.current.id
             else:
                 busy_id = None
-                self.current = Job(job_id, params)
+                self.current = Job(job_id, params, kind)
                 self.jobs.put(self.current)
         if busy_id is not None:
             self.channel.send(protocol.error(job_id, BUSY, f"The engine is busy with job "
@@ -285,7 +290,7 @@ class Server:
         t0 = time.perf_counter()
         log.info("job %s: %s", job.id, {k: v for k, v in job.params.items() if v is not None})
         try:
-            final = self.generate(job)
+            final = self.restyle(job) if job.kind == protocol.RESTYLE else self.generate(job)
         except Cancelled:
             log.info("job %s cancelled at %s %d", job.id, job.stage, job.step)
             return protocol.cancelled(job.id, stage=job.stage, step=job.step)
@@ -295,7 +300,8 @@ class Server:
         except Exception as exc:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             return protocol.error(job.id, INTERNAL, self.failure_sentence(exc))
-        log.info("job %s done in %.2f s: %s", job.id, time.perf_counter() - t0, final["glb"])
+        log.info("job %s done in %.2f s: %s", job.id, time.perf_counter() - t0,
+                 final.get("glb") or final.get("texture"))
         return final
 
     def failure_sentence(self, exc: Exception) -> str:
@@ -336,6 +342,26 @@ class Server:
         return protocol.result(job.id, str(glb), str(sidecar),
                                self.result_meta(pipe, res, export_s))
 
+    def restyle(self, job: Job) -> dict:
+        """A restyle request -> the texture PNG + sidecar (engine/restyle.py)."""
+        progress = self.progress_fn(job)
+        if job.cancel.is_set():
+            raise Cancelled(job.id)
+        p = job.params
+        out = self.out_path(p, protocol.RESTYLE)
+        outputs.check_writable_texture(out)  # before any work
+        pipe = self.pipeline_for(p.get("model"), progress)
+        options = {k: p[k] for k in ("seed", "steps", "guidance", "texture") if k in p}
+        res = pipe.restyle(p["mesh"], p["prompt"], p["strength"], progress=progress,
+                           sampler=p.get("sampler"), **options)
+        progress("export", 0, 1)
+        t0 = time.perf_counter()
+        png, sidecar = pipe.export_texture(res, str(out))
+        export_s = time.perf_counter() - t0
+        progress("export", 1, 1)
+        return protocol.restyled(job.id, str(png), str(sidecar),
+                                 self.result_meta(pipe, res, export_s))
+
     def pipeline_for(self, model, progress):
         """The warm pipeline, or a newly loaded one when a request names another model."""
         if not model or model in (self.args.model, self.pipe.name):
@@ -347,14 +373,18 @@ class Server:
         progress("load", 1, 1)
         return pipe
 
-    def out_path(self, p: dict) -> Path:
+    def out_path(self, p: dict, kind: str = protocol.GENERATE) -> Path:
         if p.get("out"):
             out = Path(p["out"])
             out = out if out.is_absolute() else self.out_dir / out
         else:
             stem = _slug(p["prompt"] or Path(_picture(p) or "surprise").stem)
+            suffix = ".glb"
+            if kind == protocol.RESTYLE:
+                stem, suffix = f"restyle-{stem}", ".png"
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            out = self.out_dir / f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}.glb"
+            out = self.out_dir / (f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}"
+                                  f"{suffix}")
         return out.resolve()  # its folders are made when the result is written
 
     def result_meta(self, pipe, res, export_s: float) -> dict:

@@ -515,3 +515,43 @@ def sample_texture(texture_hxwx3: np.ndarray, uvs_nx2: np.ndarray) -> np.ndarray
     top = t[y0, x0] * (1 - fx) + t[y0, x0 + 1] * fx
     bottom = t[y0 + 1, x0] * (1 - fx) + t[y0 + 1, x0 + 1] * fx
     return top * (1 - fy) + bottom * fy
+
+
+# ---------------------------------------------------------------- baking onto a given layout
+
+
+def uv_pixels(uvs_tx3x2: np.ndarray, size: int) -> np.ndarray:
+    """Per-corner UVs (Mesh's convention, v up) -> pixel space (T, 3, 2) of a size x size
+    texture. A UV map may tile past [0, 1]: each triangle is moved by whole tiles so its
+    centroid lies in the first one (the texture repeats there)."""
+    uv = uvs_tx3x2.astype(np.float64)
+    uv = uv - np.floor(uv.mean(axis=1, keepdims=True))
+    return np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
+
+
+def uv_area(uvs_tx3x2: np.ndarray) -> float:
+    """Total area of the triangles in UV space (1 covers the texture once)."""
+    e1 = uvs_tx3x2[:, 1].astype(np.float64) - uvs_tx3x2[:, 0]
+    e2 = uvs_tx3x2[:, 2].astype(np.float64) - uvs_tx3x2[:, 0]
+    return float(0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum())
+
+
+def bake_uv_layout(corners_tx3x3: np.ndarray, uvs_tx3x2: np.ndarray, rgb_fn: FieldFn,
+                   size: int = 1024, device="cpu", tick: Tick | None = None):
+    """Bake rgb_fn into a size x size texture laid out by a mesh's own UVs (nothing is
+    unwrapped or split): every texel inside (or within EDGE_MARGIN of) a triangle's UV
+    footprint gets the 3D point of its barycentric coordinates on that triangle's corners
+    `corners_tx3x3` (the frame rgb_fn expects), the colour there; the rest of the texture
+    is filled by push-pull. Where UV triangles overlap, one of them owns each texel.
+    Returns (texture (size, size, 3) uint8, the fraction of texels baked)."""
+    tick = tick or _no_tick
+    raster = rasterize(uv_pixels(uvs_tx3x2, size), size, tick=tick)
+    texture = np.zeros((size * size, 3), dtype=np.uint8)
+    corners = corners_tx3x3.astype(np.float32)
+    for rows in _spans(len(raster.texel_t), TEXELS_PER_TICK, tick):
+        points_kx3 = np.einsum("kc,kcd->kd", raster.bary_tx3[rows], corners[raster.face_t[rows]])
+        texture[raster.texel_t[rows]] = _colors(rgb_fn, points_kx3, device, tick)
+    filled = np.zeros(size * size, dtype=bool)
+    filled[raster.texel_t] = True
+    texture = _fill_empty(texture.reshape(size, size, 3), filled.reshape(size, size), tick)
+    return texture, float(filled.mean())

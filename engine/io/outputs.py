@@ -10,6 +10,9 @@ A NAME.png without that mark (the user's reference picture chair.png beside chai
 is left alone: the result is written without a thumbnail, and its sidecar says which
 picture, if any, is its thumbnail ("thumbnail": "NAME.png").
 
+A restyle's result is a texture, NAME.png marked the same way, with its sidecar NAME.json:
+a NAME.png without the mark is never written over.
+
 Each file is written to NAME.part beside it and renamed into place, so no reader sees
 half a file, and a failed write leaves no .part behind.
 """
@@ -201,3 +204,45 @@ def write_result(out_glb: Path, glb_data: bytes, meta: dict,
         write_atomic(thumb, thumb_png)
     write_atomic(out_glb, glb_data)
     return out_glb, sidecar
+
+
+def is_kiln_png(path: Path) -> bool:
+    """A plain file (not a link) carrying the PNG text chunk of Kiln's pictures."""
+    path = Path(path)
+    return path.is_file() and not path.is_symlink() \
+        and png_text(path).get(THUMB_KEY) == THUMB_VALUE
+
+
+def check_writable_texture(out_png: Path) -> Path:
+    """The sidecar path for a restyle texture `out_png`; KilnError(BAD_REQUEST) naming the
+    path and the fix when Kiln could not write NAME.png + NAME.json there (as
+    `check_writable`; a NAME.png must be free or Kiln's own)."""
+    out_png = Path(out_png)
+    if out_png.suffix.lower() != ".png":
+        raise KilnError(BAD_REQUEST, f"The output {out_png} does not end in .png: name it "
+                        "like 'chair-blue.png' (its sidecar becomes 'chair-blue.json').")
+    _check_name(out_png)
+    _check_folder(out_png.parent)
+    sidecar = sidecar_path(out_png)
+    for path in (out_png, sidecar):
+        if _occupied(path) and not path.is_file():
+            raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
+                            f"or a special file, not a result Kiln wrote; {FIX}.")
+    if _occupied(sidecar) and not is_kiln_sidecar(sidecar):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sidecar}: the texture "
+                        f"{out_png.name} would put its sidecar there, and that file was not "
+                        f"written by Kiln; {FIX}.")
+    if _occupied(out_png) and not is_kiln_png(out_png):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {out_png}: that picture was "
+                        f"not written by Kiln; {FIX}.")
+    return sidecar
+
+
+def write_texture(out_png: Path, png_data: bytes, meta: dict) -> tuple[Path, Path]:
+    """Write NAME.json (marked as Kiln's), then NAME.png, after check_writable_texture."""
+    out_png = Path(out_png)
+    sidecar = check_writable_texture(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(sidecar, sidecar_bytes(meta))
+    write_atomic(out_png, png_data)
+    return out_png, sidecar
