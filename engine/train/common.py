@@ -127,7 +127,7 @@ class Logger:
                **{k: round(float(v), 6) for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
-        if step % self.every == 0:
+        if self.every and step % self.every == 0:     # every=0: the file only
             parts = " ".join(f"{k}={v:.4g}" for k, v in rec.items() if k not in ("step", "time"))
             print(f"step {step} ({rec['time']:.0f}s) {parts}", flush=True,
                   file=__import__("sys").stderr)

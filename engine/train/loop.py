@@ -204,7 +204,8 @@ def train(a: TrainArgs, on_step=None) -> dict:
         loss_module = torch.compile(loss_module)
     gen = torch.Generator().manual_seed(a.seed * 1000 + start)
     make_batch = _batch_fn(a.stage, store, d, gen, a, truth)
-    log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main)
+    log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main,
+                 every=20 if on_step is None else 0)     # a progress bar replaces the lines
     t0, history, step = time.time() - spent_s, [], start
     for step in range(start, a.steps):
         progress = _progress(step, a, time.time() - t0, start)
