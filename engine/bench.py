@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("condition", "sample", "decode", "extract", "texture", "export")
+STAGES = ("condition", "sample", "decode", "extract", "texture", "export", "thumbnail")
 
 
 def add_arguments(p) -> None:
