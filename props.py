@@ -94,6 +94,17 @@ class KilnSceneProps(bpy.types.PropertyGroup):
         description="Optimisation steps that bring the result closer to its picture(s) "
                     "(0 = off; a fraction of a second each)")
 
+    # -- restyle (the selected mesh; seed, steps, guidance and texture size are shared)
+    restyle_prompt: StringProperty(
+        name="Restyle prompt",
+        description="What the selected object should look like, e.g. 'a blue chair'")
+    restyle_strength: FloatProperty(
+        name="Strength", default=protocol.DEFAULT_STRENGTH,
+        min=protocol.RESTYLE_NUMBER_FIELDS["strength"][1],
+        max=protocol.RESTYLE_NUMBER_FIELDS["strength"][2],
+        description="How far the new colours may move from the object's own: 0 keeps "
+                    "them, 1 starts afresh from the prompt")
+
     # -- sampling
     seed: IntProperty(name="Seed", default=0, min=0, max=SEED_MAX)
     steps: IntProperty(name="Steps", default=12, min=1, max=200,

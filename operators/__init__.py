@@ -2,9 +2,10 @@
 
 import bpy
 
-from . import engine_ops, generate, history, session, setup_engine
+from . import engine_ops, generate, history, restyle, session, setup_engine
 
-_CLASSES = (*generate.CLASSES, *engine_ops.CLASSES, *history.CLASSES, *setup_engine.CLASSES)
+_CLASSES = (*generate.CLASSES, *restyle.CLASSES, *engine_ops.CLASSES, *history.CLASSES,
+            *setup_engine.CLASSES)
 
 
 def register():

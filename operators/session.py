@@ -49,6 +49,8 @@ class JobItem:
     name: str                         # object name, e.g. "red_chair_s7"
     location: tuple                   # where the object lands (scene units)
     replace: str = ""                 # name of an object this result replaces
+    kind: str = "generate"            # the request: "generate" or "restyle"
+    apply: object = None              # restyle: apply(context, result event) -> the object
 
 
 @dataclass
@@ -66,11 +68,13 @@ class Job:
     error: str = ""
     imported: list = field(default_factory=list)   # object names, in order
     started: float = field(default_factory=time.monotonic)
+    weights: tuple = STAGE_WEIGHTS    # (stage, share of the bar) in the engine's order
+    done_text: str = "Made {count} object(s) in {seconds:.1f} s."
 
     def fraction(self) -> float:
         """0..1 over all items."""
         within = 0.0
-        for stage, weight in STAGE_WEIGHTS:
+        for stage, weight in self.weights:
             if stage == self.stage:
                 part = self.step / self.total if self.total else 0.0
                 within += weight * min(max(part, 0.0), 1.0)
@@ -177,7 +181,8 @@ class Session:
         job = self.job
         item = job.items[job.index]
         job.stage, job.step, job.total = "waiting", 0, 0
-        job.request = client.generate(**item.params)
+        send = client.restyle if item.kind == "restyle" else client.generate
+        job.request = send(**item.params)
 
     def cancel(self) -> None:
         """Ask the engine to stop; the job ends when it answers `cancelled`."""
@@ -254,10 +259,14 @@ class Session:
             return
         item = job.items[job.index]
         try:
-            obj = _import(item, event, job.options)
+            obj = _apply(item, event) if item.apply else _import(item, event, job.options)
+        except UserError as exc:      # e.g. the restyled object was deleted meanwhile
+            self._finish(error=str(exc))
+            return
         except Exception as exc:      # the importer's own errors: report, keep going
             log.error("import failed:\n%s", traceback.format_exc())
-            self._finish(error=f"Could not import {event.get('glb')}: {exc}")
+            what = event.get("glb") or event.get("texture")
+            self._finish(error=f"Could not import {what}: {exc}")
             return
         job.imported.append(obj.name)
         if self.interactive:
@@ -284,7 +293,8 @@ class Session:
         elif job.cancelled:
             self.message = "Cancelled."
         else:
-            self.message = f"Made {len(job.imported)} object(s) in {seconds:.1f} s."
+            self.message = job.done_text.format(count=len(job.imported), seconds=seconds,
+                                                names=", ".join(job.imported))
         from . import history
         history.forget()
         prefs = prefs_mod.get_prefs()
@@ -332,6 +342,11 @@ def _import(item: JobItem, event: dict, options: dict):
             target_size=options["target_size"], smooth=options["smooth"],
             meta=meta, settings=dict(params=item.params, **options),
             replace=item.replace)
+
+
+def _apply(item: JobItem, event: dict):
+    with main_context():
+        return item.apply(bpy.context, event)
 
 
 def main_context():

@@ -1,4 +1,5 @@
-"""View3D > Sidebar > Kiln: input, sampling, Generate / Cancel, progress, engine, history.
+"""View3D > Sidebar > Kiln: input, sampling, Generate / Cancel, progress, restyle, engine,
+history.
 
 Panels only draw; every action is an operator. Newer layout calls (layout.progress,
 Blender 4.0+) are guarded so the panel also draws in older Blender.
@@ -146,6 +147,28 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
             _wrapped(box, context, SESSION.last_error, 'ERROR')
 
 
+class KILN_PT_restyle(_KilnPanel, bpy.types.Panel):
+    """New colours for the selected mesh on its own UV map (operators/restyle.py)."""
+    bl_label = "Restyle Selected"
+    bl_parent_id = "KILN_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.kiln
+        obj = context.active_object
+        if obj is None or obj.type != 'MESH':
+            layout.label(text="Select a mesh to restyle", icon='INFO')
+        else:
+            uv = obj.data.uv_layers.active
+            layout.label(text=f"{obj.name} · UV map {uv.name}" if uv is not None else
+                         f"{obj.name} · no UV map (one will be made)", icon='MESH_DATA')
+        layout.prop(props, "restyle_prompt", text="")
+        layout.prop(props, "restyle_strength", slider=True)
+        row = layout.row()
+        row.scale_y = 1.2
+        row.operator("kiln.restyle", icon='BRUSH_DATA')
+
+
 class KILN_PT_output(_KilnPanel, bpy.types.Panel):
     bl_label = "Output"
     bl_parent_id = "KILN_PT_main"
@@ -214,7 +237,8 @@ class KILN_PT_history(_KilnPanel, bpy.types.Panel):
             row.operator("kiln.history_import", text="", icon='IMPORT').filepath = entry.glb
 
 
-CLASSES = (KILN_UL_pictures, KILN_PT_main, KILN_PT_output, KILN_PT_engine, KILN_PT_history)
+CLASSES = (KILN_UL_pictures, KILN_PT_main, KILN_PT_restyle, KILN_PT_output, KILN_PT_engine,
+           KILN_PT_history)
 
 
 def register():
