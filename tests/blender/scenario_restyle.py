@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from scenarios import (RESULT_TAG, call, engine_processes, image_feeds, install,  # noqa: E402
-                       kiln_objects, module)
+                       kiln_objects, module, tick_until)
 
 CUBE_VERTICES = [(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
 CUBE_FACES = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4),
@@ -119,6 +119,34 @@ def restyle(bpy, obj, prompt: str, strength: float) -> dict:
             "undone": undone, "materials_after_undo": materials}
 
 
+def timer_path(bpy, obj) -> dict:
+    """Restyle as in a window: the operator returns at once, the timer applies the
+    result (with its own undo step); the bar never runs backwards; one undo restores."""
+    session = module("operators.session")
+    session.FORCE_TIMER = True
+    try:
+        name = obj.name
+        select(bpy, obj)
+        bpy.context.scene.kiln.restyle_prompt = "a white box"
+        before = state(obj)
+        bpy.ops.ed.undo_push(message="before the timer restyle")
+        res = {"timer_operator": call(bpy.ops.kiln.restyle, 'EXEC_DEFAULT', True),
+               "timer_busy_after_operator": session.SESSION.busy}
+        ticks: list = []
+        res["timer_finished"] = tick_until(session, lambda: not session.SESSION.busy, 240,
+                                           ticks)
+        res["timer_fractions"] = [t["fraction"] for t in ticks if t["fraction"] is not None]
+        res["timer_stages"] = list(dict.fromkeys(t["stage"] for t in ticks if t["stage"]))
+        res["timer_error"] = session.SESSION.last_error
+        res["timer_after"] = state(bpy.data.objects[name])
+        bpy.ops.ed.undo()
+        res["timer_undone"] = state(bpy.data.objects[name])
+        res["timer_before"] = before
+        return res
+    finally:
+        session.FORCE_TIMER = False
+
+
 def refusals(bpy, args: dict) -> dict:
     """An object without faces and a non-mesh: a sentence, no job, nothing changed."""
     kiln = bpy.ops.kiln
@@ -171,6 +199,7 @@ def main() -> int:
     made = kiln_objects(bpy)
     if made:
         res["kiln"] = restyle(bpy, made[0], "a green chair", 0.85)
+    res.update(timer_path(bpy, bpy.data.objects["Painted"]))
     res.update(refusals(bpy, args))
     res["outputs"] = sorted(os.listdir(args["out"]))
     res["inputs"] = sorted(os.listdir(os.path.join(args["out"], "inputs")))

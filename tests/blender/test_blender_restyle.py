@@ -134,6 +134,22 @@ def test_a_kiln_result_is_restyled_in_place(seen):
     undone(case)
 
 
+def test_in_a_window_the_timer_applies_it_with_its_own_undo_step(seen):
+    assert seen["timer_operator"] == ["FINISHED"] and seen["timer_busy_after_operator"]
+    assert seen["timer_finished"] and seen["timer_error"] == ""
+    fractions = seen["timer_fractions"]
+    assert fractions == sorted(fractions) and fractions[-1] > 0.5   # never runs backwards
+    order = ["waiting", "load", "condition", "render", "encode", "sample", "decode",
+             "texture", "export"]                                 # restyle's, as the engine
+    stages = seen["timer_stages"]                                # runs them (ticks may skip)
+    assert len(stages) >= 2 and [order.index(s) for s in stages] == sorted(
+        order.index(s) for s in stages), stages
+    before, after, back = seen["timer_before"], seen["timer_after"], seen["timer_undone"]
+    assert after["co"] == before["co"] and after["uv_maps"] == before["uv_maps"]
+    assert after["slots"][0]["from_image"] and not before["slots"][0]["from_image"]
+    assert back["slots"] == before["slots"] and back["restyle"] is None
+
+
 def test_an_object_without_faces_is_refused_with_a_sentence(seen):
     assert "has no faces" in seen["no_faces"] and "pick an object" in seen["no_faces"]
     assert seen["no_faces_uv_maps"] == 0 and seen["no_faces_materials"] == 0
