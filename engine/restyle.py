@@ -93,6 +93,9 @@ def _from_mesh_file(path: Path, up: str) -> RestyleMesh:
     vertex colours, through trimesh)."""
     import trimesh
     from .data.meshes import UP_ROTATIONS
+    if up not in UP_ROTATIONS:
+        raise KilnError(BAD_MESH, f"The up axis {up!r} is not one Kiln knows: use one of "
+                        f"{', '.join(UP_ROTATIONS)}.")
     try:
         loaded = trimesh.load(str(path), process=False)
     except Exception as exc:            # parsers raise all kinds on a damaged file

@@ -260,3 +260,14 @@ def test_cli_restyles_and_refuses_with_sentences(venv_python, repo_root, tiny_mo
                "--model", str(tiny_model_dir), "--out", str(tmp_path / "e.png"))
     assert done.returncode == 2 and "error (bad_mesh)" in done.stderr
     assert "has no faces" in done.stderr and not (tmp_path / "e.png").exists()
+
+
+def test_the_clis_up_axes_are_the_mesh_loaders():
+    import argparse
+    from engine.data.meshes import UP_ROTATIONS
+    from engine.restyle_cli import add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    up = next(a for a in parser._actions if a.dest == "up")
+    assert set(up.choices) == set(UP_ROTATIONS)
+    refused(lambda: load_mesh("x.obj", up="w"), "up axis 'w'")
