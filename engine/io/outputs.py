@@ -52,34 +52,43 @@ def check_writable(out_glb: Path) -> Path:
     folder that cannot be made or written in, or files that are not Kiln's. Cheap (a few
     stats), so callers run it before any generation work."""
     out_glb = Path(out_glb)
-    if out_glb.suffix.lower() != ".glb":
-        raise KilnError(BAD_REQUEST, f"The output {out_glb} does not end in .glb: name it "
-                        "like 'chair.glb' (its sidecar becomes 'chair.json').")
-    _check_name(out_glb)
-    _check_folder(out_glb.parent)
-    sidecar = sidecar_path(out_glb)
-    for path in (out_glb, sidecar):
-        if _occupied(path) and not path.is_file():
-            raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
-                            f"or a special file, not a result Kiln wrote; {FIX}.")
-    if _occupied(sidecar) and not is_kiln_sidecar(sidecar):
-        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sidecar}: the result "
-                        f"{out_glb.name} would put its sidecar there, and that file was not "
-                        f"written by Kiln; {FIX}.")
+    sidecar = _check_pair(out_glb, ".glb", "chair", "result")
     if _occupied(out_glb) and not _occupied(sidecar):
         raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {out_glb}: it has no Kiln "
                         f"sidecar {sidecar.name} beside it, so it may not be Kiln's; {FIX}.")
     return sidecar
 
 
-def _check_name(out_glb: Path) -> None:
+def _check_pair(out: Path, suffix: str, example: str, what: str) -> Path:
+    """The sidecar path for `out` (a result .glb or a texture .png, called `what` in the
+    sentences) after the checks both share: it ends in `suffix` (a refusal names
+    `example` + suffix as a good name), a name a file can have, a folder Kiln may write
+    in, no folder or special file at either path, and no sidecar there not Kiln's."""
+    if out.suffix.lower() != suffix:
+        raise KilnError(BAD_REQUEST, f"The output {out} does not end in {suffix}: name it "
+                        f"like '{example}{suffix}' (its sidecar becomes '{example}.json').")
+    _check_name(out)
+    _check_folder(out.parent)
+    sidecar = sidecar_path(out)
+    for path in (out, sidecar):
+        if _occupied(path) and not path.is_file():
+            raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
+                            f"or a special file, not a result Kiln wrote; {FIX}.")
+    if _occupied(sidecar) and not is_kiln_sidecar(sidecar):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sidecar}: the {what} "
+                        f"{out.name} would put its sidecar there, and that file was not "
+                        f"written by Kiln; {FIX}.")
+    return sidecar
+
+
+def _check_name(out: Path) -> None:
     """Every part of the path must be a name a file can have, the longest one written
     (NAME.json.part) included."""
-    text = str(out_glb)
+    text = str(out)
     if "\x00" in text:
         raise KilnError(BAD_REQUEST, f"The output path {text[:80]!r} contains a NUL "
                         "character, which no file name can hold: choose another name.")
-    names = [*out_glb.parent.parts, sidecar_path(out_glb).name + PART]
+    names = [*out.parent.parts, sidecar_path(out).name + PART]
     try:
         sizes = [len(os.fsencode(name)) for name in names]
     except UnicodeError:
@@ -218,20 +227,7 @@ def check_writable_texture(out_png: Path) -> Path:
     path and the fix when Kiln could not write NAME.png + NAME.json there (as
     `check_writable`; a NAME.png must be free or Kiln's own)."""
     out_png = Path(out_png)
-    if out_png.suffix.lower() != ".png":
-        raise KilnError(BAD_REQUEST, f"The output {out_png} does not end in .png: name it "
-                        "like 'chair-blue.png' (its sidecar becomes 'chair-blue.json').")
-    _check_name(out_png)
-    _check_folder(out_png.parent)
-    sidecar = sidecar_path(out_png)
-    for path in (out_png, sidecar):
-        if _occupied(path) and not path.is_file():
-            raise KilnError(BAD_REQUEST, f"Kiln will not write over {path}: it is a folder "
-                            f"or a special file, not a result Kiln wrote; {FIX}.")
-    if _occupied(sidecar) and not is_kiln_sidecar(sidecar):
-        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sidecar}: the texture "
-                        f"{out_png.name} would put its sidecar there, and that file was not "
-                        f"written by Kiln; {FIX}.")
+    sidecar = _check_pair(out_png, ".png", "chair-blue", "texture")
     if _occupied(out_png) and not is_kiln_png(out_png):
         raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {out_png}: that picture was "
                         f"not written by Kiln; {FIX}.")
