@@ -15,8 +15,6 @@ sentences; the output path is checked before the model loads. A refusal prints
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 from . import protocol
@@ -118,9 +116,9 @@ def views(pictures, azimuths, elevations, directions) -> list[dict]:
 
 
 def main(args) -> int:
-    from .progress import StageBar
-    bar = StageBar()
-    try:
+    from .progress import run_with_bar
+
+    def work(bar) -> dict:
         params = request(args)
         out = Path(params["out"]).resolve()
         outputs.check_writable(out)              # before the model loads or any work
@@ -128,10 +126,5 @@ def main(args) -> int:
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
         result = pipe.generate(params, progress=bar)
         glb, sidecar = pipe.export(result, out)
-    except KilnError as exc:
-        bar.close()
-        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
-        return 2
-    bar.close()
-    print(json.dumps({"glb": str(glb), "json": str(sidecar), "timings": result.timings}))
-    return 0
+        return {"glb": str(glb), "json": str(sidecar), "timings": result.timings}
+    return run_with_bar(work)

@@ -1,7 +1,9 @@
-"""A one-line progress bar on stderr (stdout stays clean)."""
+"""A one-line progress bar on stderr (stdout stays clean), and the run of a command
+under it."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -24,3 +26,19 @@ class StageBar:
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+def run_with_bar(work) -> int:
+    """`work(bar)` under a StageBar: the dict it returns goes to stdout as one JSON line
+    (exit 0); a KilnError becomes `error (code): message` on stderr (exit 2)."""
+    from .errors import KilnError
+    bar = StageBar()
+    try:
+        answer = work(bar)
+    except KilnError as exc:
+        bar.close()
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    bar.close()
+    print(json.dumps(answer))
+    return 0

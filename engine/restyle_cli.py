@@ -11,12 +11,9 @@ before the model loads. A refusal prints `error (code): message` on stderr and e
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 from . import protocol
-from .errors import KilnError
 from .io import outputs
 
 
@@ -55,9 +52,9 @@ def request(args) -> dict:
 
 
 def main(args) -> int:
-    from .progress import StageBar
-    bar = StageBar()
-    try:
+    from .progress import run_with_bar
+
+    def work(bar) -> dict:
         params = request(args)
         out = Path(params["out"]).resolve()
         outputs.check_writable_texture(out)      # before the model loads or any work
@@ -69,10 +66,5 @@ def main(args) -> int:
         result = pipe.restyle(mesh, params["prompt"], params["strength"], progress=bar,
                               sampler=params["sampler"], **options)
         png, sidecar = pipe.export_texture(result, out)
-    except KilnError as exc:
-        bar.close()
-        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
-        return 2
-    bar.close()
-    print(json.dumps({"texture": str(png), "json": str(sidecar), "timings": result.timings}))
-    return 0
+        return {"texture": str(png), "json": str(sidecar), "timings": result.timings}
+    return run_with_bar(work)
