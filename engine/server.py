@@ -155,6 +155,16 @@ def load_pipeline(model: str, device: str, allow_online: bool = False,
                         ) from exc
 
 
+def timed_export(progress, export):
+    """`export()` between the export stage's two reports -> (what it returned, seconds)."""
+    progress("export", 0, 1)
+    t0 = time.perf_counter()
+    written = export()
+    export_s = time.perf_counter() - t0
+    progress("export", 1, 1)
+    return written, export_s
+
+
 # ---------------------------------------------------------------- the server
 @dataclass
 class Job:
@@ -326,41 +336,35 @@ class Server:
         return progress
 
     def generate(self, job: Job) -> dict:
-        progress = self.progress_fn(job)
-        if job.cancel.is_set():
-            raise Cancelled(job.id)
-        p = job.params
-        out = self.out_path(p)
-        outputs.check_writable(out)  # before any work: a bad output is refused at once
-        pipe = self.pipeline_for(p.get("model"), progress)
+        p, out, pipe, progress = self.begin_job(job, protocol.GENERATE,
+                                                outputs.check_writable)
         res = pipe.generate(p, progress=progress)
-        progress("export", 0, 1)
-        t0 = time.perf_counter()
-        glb, sidecar = pipe.export(res, str(out))
-        export_s = time.perf_counter() - t0
-        progress("export", 1, 1)
+        (glb, sidecar), export_s = timed_export(progress, lambda: pipe.export(res, str(out)))
         return protocol.result(job.id, str(glb), str(sidecar),
                                self.result_meta(pipe, res, export_s))
 
     def restyle(self, job: Job) -> dict:
         """A restyle request -> the texture PNG + sidecar (engine/restyle.py)."""
+        p, out, pipe, progress = self.begin_job(job, protocol.RESTYLE,
+                                                outputs.check_writable_texture)
+        options = {k: p[k] for k in ("seed", "steps", "guidance", "texture") if k in p}
+        res = pipe.restyle(p["mesh"], p["prompt"], p["strength"], progress=progress,
+                           sampler=p.get("sampler"), **options)
+        (png, sidecar), export_s = timed_export(
+            progress, lambda: pipe.export_texture(res, str(out)))
+        return protocol.restyled(job.id, str(png), str(sidecar),
+                                 self.result_meta(pipe, res, export_s))
+
+    def begin_job(self, job: Job, kind: str, check_writable):
+        """A job's (params, output path, pipeline, progress), once it is not cancelled and
+        `check_writable` accepts its output: a bad output is refused before any work."""
         progress = self.progress_fn(job)
         if job.cancel.is_set():
             raise Cancelled(job.id)
         p = job.params
-        out = self.out_path(p, protocol.RESTYLE)
-        outputs.check_writable_texture(out)  # before any work
-        pipe = self.pipeline_for(p.get("model"), progress)
-        options = {k: p[k] for k in ("seed", "steps", "guidance", "texture") if k in p}
-        res = pipe.restyle(p["mesh"], p["prompt"], p["strength"], progress=progress,
-                           sampler=p.get("sampler"), **options)
-        progress("export", 0, 1)
-        t0 = time.perf_counter()
-        png, sidecar = pipe.export_texture(res, str(out))
-        export_s = time.perf_counter() - t0
-        progress("export", 1, 1)
-        return protocol.restyled(job.id, str(png), str(sidecar),
-                                 self.result_meta(pipe, res, export_s))
+        out = self.out_path(p, kind)
+        check_writable(out)
+        return p, out, self.pipeline_for(p.get("model"), progress), progress
 
     def pipeline_for(self, model, progress):
         """The warm pipeline, or a newly loaded one when a request names another model."""
