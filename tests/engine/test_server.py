@@ -23,11 +23,10 @@ from engine.client import EngineClient, find_engine_python
 from engine.errors import (BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, BUSY, ENGINE_CRASHED,
                            ENGINE_MISSING, MODEL_NOT_FOUND, KilnError)
 
-ROOT = Path(__file__).resolve().parents[2]
+from serving import ROOT, TIMEOUT, run_job, warm_engine
+
 STAGES = ["condition", "sample", "decode", "extract", "texture", "export"]
 FAST = dict(steps=3, resolution=32, texture=64, faces=500)  # a small, quick request
-STEP_DELAY = 0.1
-TIMEOUT = 300  # a safety net for a loaded machine, not a speed check
 LARGE = dict(steps=3, resolution=256, texture=2048, faces=20000)  # seconds per geometry stage
 CANCEL_DEADLINE = 0.5  # s from sending a cancel to its `cancelled` reply, in any stage
 INTO_STAGE = 0.15  # s after a stage starts before the cancel goes: well inside its work
@@ -47,21 +46,13 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(venv_python, tiny_model_dir, folder):
-    client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
-                          out_dir=folder / "out", log_path=folder / "engine.log",
-                          extra_args=["--test-step-delay", str(STEP_DELAY)])
-    client.start()
-    yield client
-    client.shutdown()
+    with warm_engine(venv_python, tiny_model_dir, folder, ready=False) as client:
+        yield client          # test_ready_names_model_and_device waits for it
 
 
 def run(client: EngineClient, **params):
     """Generate and wait; return (final event, every other event on the way)."""
-    seen = []
-    job = client.generate(**params)
-    final = client.wait(job, timeout=TIMEOUT, on_event=seen.append)
-    assert final.get("id") == job
-    return final, seen
+    return run_job(client, client.generate, **params)
 
 
 def next_event(client: EngineClient, kind: str) -> dict:

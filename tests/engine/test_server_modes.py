@@ -11,10 +11,9 @@ import pytest
 from engine.client import EngineClient
 from engine.errors import BAD_IMAGE, BAD_REQUEST
 
-ROOT = Path(__file__).resolve().parents[2]
+from serving import TIMEOUT, run_for_progress, warm_engine
+
 FAST = dict(resolution=32, texture=64, faces=500)
-STEP_DELAY = 0.1      # s per sampling / refine step (--test-step-delay): a cancel lands
-TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +32,13 @@ def picture(folder) -> str:
 
 @pytest.fixture(scope="module")
 def engine(venv_python, tiny_model_dir, folder):
-    client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
-                          out_dir=folder / "out", log_path=folder / "engine.log",
-                          extra_args=["--test-step-delay", str(STEP_DELAY)])
-    client.start()
-    assert client.wait_ready(timeout=TIMEOUT)["type"] == "ready"
-    yield client
-    client.shutdown()
+    with warm_engine(venv_python, tiny_model_dir, folder) as client:
+        yield client
 
 
 def run(client: EngineClient, **params):
-    seen = []
-    job = client.generate(**params)
-    final = client.wait(job, timeout=TIMEOUT, on_event=seen.append)
-    assert final.get("id") == job
-    return final, [e for e in seen if e["type"] == "progress" and e["id"] == job]
+    """Generate and wait -> (final event, the job's progress events)."""
+    return run_for_progress(client, client.generate, **params)
 
 
 def test_views_with_refine_report_each_refine_step(engine, picture):

@@ -14,10 +14,7 @@ from engine.errors import BAD_MESH, BAD_REQUEST
 from engine.io import outputs
 
 from cubes import cube
-
-ROOT = Path(__file__).resolve().parents[2]
-STEP_DELAY = 0.1      # s per sampling step (--test-step-delay): a cancel lands mid-job
-TIMEOUT = 300
+from serving import TIMEOUT, run_for_progress, warm_engine
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +34,13 @@ def meshes(folder) -> dict:
 
 @pytest.fixture(scope="module")
 def engine(venv_python, tiny_model_dir, folder):
-    client = EngineClient(venv_python, ROOT, model=str(tiny_model_dir), device="cpu",
-                          out_dir=folder / "out", log_path=folder / "engine.log",
-                          extra_args=["--test-step-delay", str(STEP_DELAY)])
-    client.start()
-    assert client.wait_ready(timeout=TIMEOUT)["type"] == "ready"
-    yield client
-    client.shutdown()
+    with warm_engine(venv_python, tiny_model_dir, folder) as client:
+        yield client
 
 
 def run(client: EngineClient, **params):
-    seen = []
-    job = client.restyle(**params)
-    final = client.wait(job, timeout=TIMEOUT, on_event=seen.append)
-    assert final.get("id") == job
-    return final, [e for e in seen if e["type"] == "progress" and e["id"] == job]
+    """Restyle and wait -> (final event, the job's progress events)."""
+    return run_for_progress(client, client.restyle, **params)
 
 
 def test_restyle_answers_with_a_texture_and_reports_each_stage(engine, meshes, folder):
