@@ -12,7 +12,6 @@ import trimesh
 
 from engine.errors import KilnError
 from engine.io import outputs, weights
-from engine.pipeline import Pipeline
 
 
 def _generate(venv_python, repo_root, model, out, *extra):
@@ -22,11 +21,6 @@ def _generate(venv_python, repo_root, model, out, *extra):
     done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done
-
-
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
 
 
 def test_cli_writes_a_closed_textured_glb_and_a_sidecar(venv_python, repo_root,

@@ -10,15 +10,11 @@ import pytest
 import torch
 
 from engine import protocol
-from engine.errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, Cancelled, KilnError
-from engine.pipeline import Pipeline
+from engine.errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, Cancelled
+
+from refusals import refusal
 
 FAST = dict(resolution=32, texture_mode="vertex")
-
-
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
 
 
 def block(colour=(200, 40, 40), size=48, box=(12, 36, 16, 32)) -> np.ndarray:
@@ -43,12 +39,7 @@ def pictures(tmp_path_factory) -> list[str]:
     return paths
 
 
-def refused(call, *words, code=BAD_REQUEST) -> KilnError:
-    with pytest.raises(KilnError) as info:
-        call()
-    assert info.value.code == code, info.value.message
-    assert all(w in info.value.message for w in words), info.value.message
-    return info.value
+refused = refusal(BAD_REQUEST)
 
 
 # ---------------------------------------------------------------- cameras and framing

@@ -24,13 +24,7 @@ def _ray_sphere(o, d, r=0.6):
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many small tensor ops: one intra-op thread is far faster on a busy 2-core box."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ----------------------------------------------------------------------------- cameras
 

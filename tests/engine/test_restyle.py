@@ -10,22 +10,17 @@ import pytest
 import torch
 
 from engine import protocol
-from engine.errors import BAD_MESH, BAD_PROMPT, BAD_REQUEST, Cancelled, KilnError
+from engine.errors import BAD_MESH, BAD_PROMPT, BAD_REQUEST, Cancelled
 from engine.geometry.texture import bake_uv_layout, uv_pixels
 from engine.io import outputs
-from engine.pipeline import Pipeline
 from engine.restyle import (FIT_RADIUS, RestyleMesh, encoder_views, load_mesh, normalised,
                             texture_png)
 from engine.sampling import add_noise, partial_grid
 
 from cubes import cube
+from refusals import refusal
 
 FAST = dict(texture=64, steps=4)
-
-
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +31,7 @@ def cube_file(tmp_path_factory) -> str:
     return str(path)
 
 
-def refused(call, *words, code=BAD_MESH) -> KilnError:
-    with pytest.raises(KilnError) as info:
-        call()
-    assert info.value.code == code, info.value.message
-    assert all(w in info.value.message for w in words), info.value.message
-    return info.value
+refused = refusal(BAD_MESH)
 
 
 # ---------------------------------------------------------------- the bake

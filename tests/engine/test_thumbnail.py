@@ -7,22 +7,16 @@ import time
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 from PIL import Image
 
 from engine.geometry.mesh import Mesh
 from engine.io import outputs
-from engine.pipeline import Pipeline, Result
+from engine.pipeline import Result
 from engine.render.thumbnail import THUMB_PX, thumbnail_png, thumbnail_rgba
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _box(**colour) -> Mesh:
@@ -68,11 +62,6 @@ def test_the_png_carries_kilns_mark():
 
 
 # ---------------------------------------------------------------- beside the result
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
-
-
 def _result(mesh: Mesh) -> Result:
     return Result(mesh=mesh, meta={"mode": "text", "prompt": "a red box", "seed": 1})
 
