@@ -16,6 +16,9 @@ SEED_MAX = 2**31 - 1
 MAX_PICTURES = protocol.MAX_VIEWS
 REFINE_MAX = protocol.NUMBER_FIELDS["refine_steps"][2]
 
+PICTURE_SOURCES = (('FILE', "File", "A picture file on disk"),
+                   ('BLENDER', "Blender Image", "An image already loaded in Blender"))
+
 DIRECTIONS = (
     ('FRONT', "Front", "Taken from the front (Blender's Front view), slightly from above"),
     ('RIGHT', "Right", "Taken from the right side (Blender's Right view)"),
@@ -28,10 +31,7 @@ DIRECTIONS = (
 
 class KilnPicture(bpy.types.PropertyGroup):
     """One picture of the Pictures input and the direction it was taken from."""
-    source: EnumProperty(
-        name="Picture", default='FILE',
-        items=(('FILE', "File", "A picture file on disk"),
-               ('BLENDER', "Blender Image", "An image already loaded in Blender")))
+    source: EnumProperty(name="Picture", default='FILE', items=PICTURE_SOURCES)
     path: StringProperty(name="Picture file", subtype='FILE_PATH')
     image: PointerProperty(name="Image", type=bpy.types.Image)
     direction: EnumProperty(name="Direction", items=DIRECTIONS, default='FRONT',
@@ -69,10 +69,7 @@ class KilnSceneProps(bpy.types.PropertyGroup):
                ('VIEWS', "Pictures", "Reconstruct an object from 1-4 pictures of it, each "
                 "with the direction it was taken from", 'RENDERLAYERS', 2)))
     prompt: StringProperty(name="Prompt", description="What to make, e.g. 'a red chair'")
-    image_source: EnumProperty(
-        name="Picture", default='FILE',
-        items=(('FILE', "File", "A picture file on disk"),
-               ('BLENDER', "Blender Image", "An image already loaded in Blender")))
+    image_source: EnumProperty(name="Picture", default='FILE', items=PICTURE_SOURCES)
     image_path: StringProperty(name="Picture file", subtype='FILE_PATH')
     image: PointerProperty(name="Image", type=bpy.types.Image)
     background: EnumProperty(

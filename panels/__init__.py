@@ -35,6 +35,25 @@ def draw_progress(layout, factor: float, text: str) -> None:
         layout.label(text=f"{text} ({factor * 100:.0f}%)", icon='TIME')
 
 
+def _draw_source(layout, owner, source: str, path: str) -> None:
+    """Where a picture comes from (`owner.<source>`): a file at `owner.<path>`, or one of
+    Blender's images at `owner.image`."""
+    layout.row().prop(owner, source, expand=True)
+    if getattr(owner, source) == 'FILE':
+        layout.prop(owner, path, text="")
+    else:
+        layout.template_ID(owner, "image", open="image.open")
+
+
+def _draw_background(layout, props) -> None:
+    """How the pictures' background is removed (the Image and Pictures inputs share it)."""
+    layout.prop(props, "background")
+    if props.background == 'KEY':
+        row = layout.row(align=True)
+        row.prop(props, "key_color", text="")
+        row.prop(props, "key_tolerance")
+
+
 class KILN_UL_pictures(bpy.types.UIList):
     """One row per picture of the Pictures input: its name and direction."""
 
@@ -78,16 +97,8 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
 
     @staticmethod
     def _draw_picture(layout, props):
-        layout.row().prop(props, "image_source", expand=True)
-        if props.image_source == 'FILE':
-            layout.prop(props, "image_path", text="")
-        else:
-            layout.template_ID(props, "image", open="image.open")
-        layout.prop(props, "background")
-        if props.background == 'KEY':
-            row = layout.row(align=True)
-            row.prop(props, "key_color", text="")
-            row.prop(props, "key_tolerance")
+        _draw_source(layout, props, "image_source", "image_path")
+        _draw_background(layout, props)
 
     @staticmethod
     def _draw_pictures(layout, props):
@@ -102,21 +113,13 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         if 0 <= props.picture_index < len(props.pictures):
             picture = props.pictures[props.picture_index]
             box = layout.box()
-            box.row().prop(picture, "source", expand=True)
-            if picture.source == 'FILE':
-                box.prop(picture, "path", text="")
-            else:
-                box.template_ID(picture, "image", open="image.open")
+            _draw_source(box, picture, "source", "path")
             box.prop(picture, "direction")
             if picture.direction == 'CUSTOM':
                 row = box.row(align=True)
                 row.prop(picture, "azimuth")
                 row.prop(picture, "elevation")
-        layout.prop(props, "background")
-        if props.background == 'KEY':
-            row = layout.row(align=True)
-            row.prop(props, "key_color", text="")
-            row.prop(props, "key_tolerance")
+        _draw_background(layout, props)
 
     @staticmethod
     def _draw_actions(layout, context, props):
