@@ -34,6 +34,19 @@ def settings_of(obj) -> dict:
     return json.loads(obj["kiln_settings"])["params"] if obj is not None else {}
 
 
+def made(bpy, op, name: str, key: str = "") -> dict:
+    """Run `op`; what it returned (under `key`, else `name`), how many Kiln objects it
+    added, and the active object with its stored params (NAME_added, NAME_object,
+    NAME_params)."""
+    before = len(kiln_objects(bpy))
+    res = {key or name: call(op)}
+    res[f"{name}_added"] = len(kiln_objects(bpy)) - before
+    obj = bpy.context.active_object
+    res[f"{name}_object"] = describe(obj) if obj else None
+    res[f"{name}_params"] = settings_of(obj)
+    return res
+
+
 def draw_pictures(bpy) -> dict:
     """The panels and the Pictures list drawn (layout_check.py's stand-in layout): errors
     raised, the properties and operators shown, each list row's labels."""
@@ -73,12 +86,7 @@ def pictures_mode(bpy, args: dict) -> dict:
     res["poll_with_pictures"] = kiln.generate.poll()
     props.picture_index = 1
     res.update(draw_pictures(bpy))
-    before = len(kiln_objects(bpy))
-    res["views_generate"] = call(kiln.generate)
-    res["views_added"] = len(kiln_objects(bpy)) - before
-    obj = bpy.context.active_object
-    res["views_object"] = describe(obj) if obj else None
-    res["views_params"] = settings_of(obj)
+    res.update(made(bpy, kiln.generate, "views", key="views_generate"))
     kiln.picture_add()
     kiln.picture_add()
     res["pictures_at_most"] = len(props.pictures)
@@ -94,12 +102,7 @@ def surprise_me(bpy) -> dict:
     props.mode, props.prompt = 'TEXT', ""
     res = {"generate_poll_without_prompt": kiln.generate.poll(),
            "surprise_poll_without_prompt": kiln.surprise.poll()}
-    before = len(kiln_objects(bpy))
-    res["surprise"] = call(kiln.surprise)
-    res["surprise_added"] = len(kiln_objects(bpy)) - before
-    obj = bpy.context.active_object
-    res["surprise_object"] = describe(obj) if obj else None
-    res["surprise_params"] = settings_of(obj)
+    res.update(made(bpy, kiln.surprise, "surprise"))
     res["seed_now"] = props.seed
     return res
 
