@@ -44,6 +44,14 @@ def init_distributed(device: str = "auto") -> Dist:
     return Dist(rank, world, torch.device("cpu"))
 
 
+def close_distributed() -> None:
+    """Leave the process group together (a barrier, then destroy): a rank that exits while
+    the group's threads still run aborts ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def wrap_ddp(module: torch.nn.Module, d: Dist):
     if d.world == 1:
         return module

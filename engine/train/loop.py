@@ -20,8 +20,8 @@ import torch
 from ..config import REGISTRY, ModelConfig
 from ..io.weights import load_state_dict, save_state_dict
 from ..models import build_model
-from .common import (Logger, autocast, cosine_lr, init_distributed, load_checkpoint,
-                     mean_across_ranks, rank_slice, save_checkpoint, wrap_ddp)
+from .common import (Logger, autocast, close_distributed, cosine_lr, init_distributed,
+                     load_checkpoint, mean_across_ranks, rank_slice, save_checkpoint, wrap_ddp)
 from .store import Store
 
 
@@ -237,6 +237,7 @@ def train(a: TrainArgs, on_step=None) -> dict:
     if d.main:
         (Path(a.out) / f"summary_{a.stage}.json").write_text(json.dumps(
             {k: v for k, v in summary.items() if k != "history"}, indent=1))
+    close_distributed()
     return summary
 
 
