@@ -102,6 +102,28 @@ class KilnSceneProps(bpy.types.PropertyGroup):
         description="How far the new colours may move from the object's own: 0 keeps "
                     "them, 1 starts afresh from the prompt")
 
+    # -- morph (operators/morph.py): in-betweens of the two selected Kiln objects
+    morph_steps: IntProperty(
+        name="In-betweens", default=3, min=1, max=protocol.MAX_MORPH_STEPS,
+        description="How many objects to make between the two selected ones")
+    morph_path: EnumProperty(
+        name="Path", default='NOISE',
+        items=(('NOISE', "Noise", "Blend the flow's starting noise and the two prompts' "
+                "guidance: every in-between is a sample of the model"),
+               ('LATENT', "Latent", "Blend the two final latents and decode the blend")))
+
+    # -- prompt list (operators/prompt_list.py): a text block or a file, one prompt a line
+    list_source: EnumProperty(
+        name="List", default='TEXT',
+        items=(('TEXT', "Text Block", "A text block of this .blend (Text Editor)"),
+               ('FILE', "File", "A text file on disk")))
+    list_text: PointerProperty(
+        name="Prompt list", type=bpy.types.Text,
+        description="One prompt a line, optionally 'PROMPT | SEED'; # starts a comment")
+    list_path: StringProperty(
+        name="Prompt list file", subtype='FILE_PATH',
+        description="A text file: one prompt a line, optionally 'PROMPT | SEED'")
+
     # -- sampling
     seed: IntProperty(name="Seed", default=0, min=0, max=SEED_MAX)
     steps: IntProperty(name="Steps", default=12, min=1, max=200,

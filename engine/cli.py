@@ -1,5 +1,5 @@
-"""`python -m engine SUBCOMMAND`: generate, restyle, serve, bench, doctor, dataset, train,
-eval.
+"""`python -m engine SUBCOMMAND`: generate, restyle, morph, serve, bench, doctor, dataset,
+train, eval.
 
 Each subcommand lives in its own module with add_arguments(parser) and main(args) -> int;
 this file only dispatches, importing the chosen module lazily so `--help` stays fast.
@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS = {
     "generate": ("engine.generate", "prompt or picture -> GLB + JSON"),
     "restyle": ("engine.restyle_cli", "new colours for a mesh, baked onto its own UVs -> PNG"),
+    "morph": ("engine.morph_cli", "in-betweens of two results along the latent path -> GLBs"),
     "serve": ("engine.server", "JSON-lines server for the Blender add-on (model stays warm)"),
     "bench": ("engine.bench", "per-stage speed and peak memory"),
     "doctor": ("engine.doctor", "versions, device, models and their checksums"),

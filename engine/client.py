@@ -192,6 +192,11 @@ class EngineClient:
         Its result event names the texture PNG ("texture") instead of a GLB."""
         return self._submit(protocol.restyle, params)
 
+    def morph(self, **params) -> str:
+        """Send a morph request: one in-between of two results at "fraction" (as
+        `generate`; protocol.validate_morph checks early). Its result names a GLB."""
+        return self._submit(protocol.morph, params)
+
     def _submit(self, build, params: dict) -> str:
         """Send the job request build(job_id, **params); return its id."""
         if self.state in (BUSY_STATE,) or (self.state == STARTING and self.job):

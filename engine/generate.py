@@ -6,6 +6,7 @@ FILE.glb + FILE.json.
     generate --views front.png side.png --azimuths 0 90 [--elevations 20 20] --out x.glb
     generate --views front.png back.png --directions front back --out x.glb
     generate --unconditional --seed 3 --out surprise.glb
+    generate --prompts chairs.txt --out chairs/       (engine/prompt_list.py)
 
 The flags become a generate request checked by protocol.validate_generate, as the
 server checks the add-on's, so both take the same values and refuse with the same
@@ -32,6 +33,9 @@ def add_arguments(p) -> None:
                      "--azimuths or --directions), reconstructed by the VAE encoder")
     src.add_argument("--unconditional", action="store_true",
                      help="no prompt, no picture: the model's null condition (surprise me)")
+    src.add_argument("--prompts", metavar="FILE.txt",
+                     help="a prompt list: one prompt a line, optionally 'PROMPT | SEED'; "
+                     "--out is then a folder (one GLB each + contact-sheet.png)")
     p.add_argument("--azimuths", nargs="+", type=float, metavar="DEG",
                    help="--views: one azimuth per picture (0 front, 90 right, 180 back, "
                    "270 left)")
@@ -59,7 +63,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--online", action="store_true", help="allow hub downloads")
-    p.add_argument("--out", required=True, help="output .glb path (a .json sidecar is written beside it)")
+    p.add_argument("--out", required=True, help="output .glb path (a .json sidecar is "
+                   "written beside it); with --prompts, a folder")
 
 
 def _mode(args) -> str:
@@ -116,6 +121,9 @@ def views(pictures, azimuths, elevations, directions) -> list[dict]:
 
 
 def main(args) -> int:
+    if args.prompts is not None:               # a prompt list: engine/prompt_list.py
+        from .prompt_list import main as list_main
+        return list_main(args)
     from .progress import run_with_bar
 
     def work(bar) -> dict:

@@ -361,24 +361,34 @@ class Pipeline:
         timings[name] = time.perf_counter() - t0
 
     def sample_latent(self, cond: Condition, settings: dict, report,
-                      start: torch.Tensor | None = None) -> torch.Tensor:
+                      start: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                      velocity=None) -> torch.Tensor:
         """Noise -> latent z (1, 3, c, h, w) by the flow ODE with CFG (no guidance in the
         settings: the plain conditional model, as for the null condition). With `start`
         (a latent (1, 3, c, h, w), restyle) the path begins at t = settings["strength"]
-        between it and the noise, and the steps are that part of the grid's."""
-        v = self.config.vae
-        shape = (1, 3, v.latent_channels, v.latent_size, v.latent_size)
-        x = initial_noise(shape, settings["seed"], self.device)
+        between it and the noise, and the steps are that part of the grid's. Morph gives
+        its own starting `noise` (1, 3, c, h, w) and `velocity(x, t)` (engine/morph.py)."""
+        x = self.start_noise(settings["seed"]) if noise is None else noise
         ts = time_grid(settings["steps"])
         if start is not None:
             x0 = (start - self.config.latent_shift) * self.config.latent_scale
             x = add_noise(x0, x, settings["strength"])
             ts = partial_grid(settings["steps"], settings["strength"])
-        velocity = cfg_velocity(self.model.dit, cond, self.model.dit.null_condition(1),
-                                settings.get("guidance", 1.0))
+        velocity = velocity or self.velocity(cond, settings)
         sampler = SAMPLERS[settings["sampler"]]
         x = sampler(velocity, x, ts.tolist(), lambda i, n, _x: report("sample", i, n))
         return x / self.config.latent_scale + self.config.latent_shift
+
+    def start_noise(self, seed: int) -> torch.Tensor:
+        """The flow's starting noise (1, 3, c, h, w) for `seed`."""
+        v = self.config.vae
+        shape = (1, 3, v.latent_channels, v.latent_size, v.latent_size)
+        return initial_noise(shape, seed, self.device)
+
+    def velocity(self, cond: Condition, settings: dict):
+        """velocity(x, t) of the DiT under `cond` with the settings' guidance (CFG)."""
+        return cfg_velocity(self.model.dit, cond, self.model.dit.null_condition(1),
+                            settings.get("guidance", 1.0))
 
     def _chunked(self, fn, tick=None):
         """fn(points (1, K, 3) on the device) -> (1, K, ...) as a CPU function of (N, 3);

@@ -57,6 +57,7 @@ PROTOCOL_VERSION = 1
 READY = "ready"
 GENERATE = "generate"
 RESTYLE = "restyle"
+MORPH = "morph"
 PROGRESS = "progress"
 RESULT = "result"
 ERROR = "error"
@@ -66,8 +67,8 @@ SHUTDOWN = "shutdown"
 PING = "ping"
 PONG = "pong"
 
-CLIENT_TYPES = frozenset({GENERATE, RESTYLE, CANCEL, SHUTDOWN, PING})
-JOB_TYPES = frozenset({GENERATE, RESTYLE})         # requests that start a job
+CLIENT_TYPES = frozenset({GENERATE, RESTYLE, MORPH, CANCEL, SHUTDOWN, PING})
+JOB_TYPES = frozenset({GENERATE, RESTYLE, MORPH})         # requests that start a job
 ENGINE_TYPES = frozenset({READY, PROGRESS, RESULT, ERROR, CANCELLED, PONG})
 ALL_TYPES = CLIENT_TYPES | ENGINE_TYPES
 FINAL_TYPES = frozenset({RESULT, ERROR, CANCELLED})  # end a job
@@ -127,6 +128,22 @@ RESTYLE_TEXT_FIELDS = ("id", "mesh", "prompt", "sampler", "model", "out")
 RESTYLE_FIELDS = frozenset({"type", *RESTYLE_TEXT_FIELDS, *RESTYLE_NUMBER_FIELDS})
 MESH_SUFFIXES = (".npz", ".glb", ".gltf", ".obj", ".ply")   # .npz: the add-on's export
 MAX_RESTYLE_TRIANGLES = 2_000_000
+
+
+# ---------------------------------------------------------------- morph fields
+MORPH_PATHS = ("noise", "latent")   # engine/morph.py: blend the starts, or the latents
+MAX_MORPH_STEPS = 16                # in-betweens one morph may ask for
+MORPH_NUMBER_FIELDS = {
+    "fraction": (float, 0.0, 1.0, "how far from the first source to the second: 0 is "
+                 "the first, 1 the second"),
+}
+MORPH_TEXT_FIELDS = ("id", "a", "b", "path", "model", "out")
+MORPH_FIELDS = frozenset({"type", *MORPH_TEXT_FIELDS, *MORPH_NUMBER_FIELDS})
+
+# ---------------------------------------------------------------- prompt lists
+MAX_LIST_PROMPTS = 500       # prompts one list may hold (a night of CPU at kiln-mini's pace)
+LIST_SEED_MARK = "|"         # a line "a red chair | 7": the prompt, then its own seed
+LIST_EXAMPLE = "'a red chair' or 'a red chair | 7'"
 
 
 # ---------------------------------------------------------------- encode / decode
@@ -260,6 +277,10 @@ def restyle(job_id: str, **params) -> dict:
     return {"type": RESTYLE, "id": job_id, **params}
 
 
+def morph(job_id: str, **params) -> dict:
+    return {"type": MORPH, "id": job_id, **params}
+
+
 def restyled(job_id, texture: str, json_path: str, meta: dict) -> dict:
     """A restyle's result: the texture PNG (and its sidecar) instead of a GLB."""
     return {"type": RESULT, "id": job_id, "texture": texture, "json": json_path, "meta": meta}
@@ -333,6 +354,57 @@ def validate_restyle(msg: dict) -> dict:
             out[name] = _number(name, msg[name], RESTYLE_NUMBER_FIELDS)
     out.setdefault("strength", DEFAULT_STRENGTH)
     return out
+
+
+def validate_morph(msg: dict) -> dict:
+    """Check and normalise a morph request (one in-between of two results); raise
+    KilnError naming field and fix. Returns a new dict with "id", "a" and "b" (absolute
+    paths of the two results' sidecars, NAME.json), "fraction" (0-1), "path" (MORPH_PATHS,
+    "noise" when absent), "model" and "out" (a .glb path, or None)."""
+    unknown = sorted(set(msg) - MORPH_FIELDS)
+    if unknown:
+        raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the morph request: "
+                        "remove it or check the spelling (known: "
+                        f"{_names(MORPH_FIELDS - {'type'})}).")
+    out = {"id": _job_id(msg.get("id"))}
+    for name in MORPH_TEXT_FIELDS[1:]:
+        out[name] = _optional_text(msg, name)
+    for name, which in (("a", "first"), ("b", "second")):
+        out[name] = _sidecar_path(out[name], name, which)
+    out["path"] = _choice("path", out["path"] or MORPH_PATHS[0], MORPH_PATHS)
+    if msg.get("fraction") is None:
+        raise KilnError(BAD_REQUEST, 'The morph request has no "fraction": give how far '
+                        "from the first result to the second, from 0 to 1, e.g. 0.5.")
+    out["fraction"] = _number("fraction", msg["fraction"], MORPH_NUMBER_FIELDS)
+    if out["out"] is not None:
+        out["out"] = _out_path(out["out"])
+    return out
+
+
+def check_morph_steps(steps) -> int:
+    """The number of in-betweens a morph asks for; KilnError outside 1..MAX_MORPH_STEPS."""
+    if isinstance(steps, bool) or not isinstance(steps, int) \
+            or not 1 <= steps <= MAX_MORPH_STEPS:
+        raise KilnError(BAD_REQUEST, f"A morph makes 1 to {MAX_MORPH_STEPS} in-betweens, "
+                        f"not {_shown(steps)}: ask for a number in that range.")
+    return steps
+
+
+def morph_fractions(steps: int) -> list[float]:
+    """The fractions of `steps` in-betweens, evenly between the two sources (excluded)."""
+    steps = check_morph_steps(steps)
+    return [round(i / (steps + 1), 4) for i in range(1, steps + 1)]
+
+
+def _sidecar_path(path, field: str, which: str) -> str:
+    if not path or not path.strip():
+        raise KilnError(BAD_REQUEST, f'Morph needs the {which} result: set "{field}" to the '
+                        "path of its sidecar NAME.json, written beside NAME.glb.")
+    if not path.lower().endswith(".json"):
+        raise KilnError(BAD_REQUEST, f"The {which} result {path!r} is not a sidecar: give "
+                        "the NAME.json Kiln wrote beside NAME.glb.")
+    return _readable_file(path, f"{which} result's sidecar", BAD_REQUEST,
+                          "generate it again, or pick a result that is still on disk")
 
 
 def _mesh_path(mesh) -> str:
@@ -576,3 +648,41 @@ def _as_float(value) -> float:
         return float(value)
     except OverflowError:
         return float("inf") if value > 0 else float("-inf")
+
+
+# ---------------------------------------------------------------- prompt lists
+def parse_prompt_list(text: str, default_seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """A prompt list -> (items, bad lines). One prompt a line, optionally followed by
+    `| SEED` (LIST_SEED_MARK); blank lines and lines starting with # are skipped. Items are
+    {"line": n, "prompt": text, "seed": int} (a line without a seed takes `default_seed`);
+    a bad line is {"line": n, "text": the line, shortened, "message": sentence naming the
+    line, the problem and the fix}, and the lines after it still count. KilnError when the
+    list holds more than MAX_LIST_PROMPTS prompts."""
+    items, bad = [], []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            items.append(dict(line=number, **_list_line(line, default_seed)))
+        except KilnError as exc:
+            bad.append({"line": number, "text": _shown(line), "message": f"Line {number}: "
+                        f"{exc.message[:1].lower()}{exc.message[1:]}"})
+    if len(items) > MAX_LIST_PROMPTS:
+        raise KilnError(BAD_REQUEST, f"The prompt list holds {len(items)} prompts: split it "
+                        f"into lists of at most {MAX_LIST_PROMPTS}.")
+    return items, bad
+
+
+def _list_line(line: str, default_seed: int) -> dict:
+    """One non-blank line of a prompt list -> {"prompt", "seed"}; KilnError naming the fix."""
+    prompt, mark, seed_text = line.partition(LIST_SEED_MARK)
+    seed = default_seed
+    if mark:
+        seed_text = seed_text.strip()
+        if not re.fullmatch(r"[0-9]{1,20}", seed_text):
+            raise KilnError(BAD_REQUEST, f"The seed {_shown(seed_text)} after "
+                            f"{LIST_SEED_MARK!r} is not a whole number: write the line as "
+                            f"{LIST_EXAMPLE}.")
+        seed = _number("seed", int(seed_text))
+    return {"prompt": check_prompt(prompt), "seed": seed}

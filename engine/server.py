@@ -166,11 +166,16 @@ def timed_export(progress, export):
 
 
 # ---------------------------------------------------------------- the server
+VALIDATORS = {protocol.GENERATE: protocol.validate_generate,
+              protocol.RESTYLE: protocol.validate_restyle,
+              protocol.MORPH: protocol.validate_morph}
+
+
 @dataclass
 class Job:
     id: str
     params: dict
-    kind: str = protocol.GENERATE         # or protocol.RESTYLE
+    kind: str = protocol.GENERATE         # or protocol.RESTYLE, protocol.MORPH
     cancel: threading.Event = field(default_factory=threading.Event)
     stage: str = ""
     step: int = 0
@@ -231,8 +236,7 @@ class Server:
     def accept(self, msg: dict) -> None:
         request_id = protocol.plain_id(msg.get("id"))
         kind = msg["type"]
-        validate = protocol.validate_restyle if kind == protocol.RESTYLE \
-            else protocol.validate_generate
+        validate = VALIDATORS.get(kind, protocol.validate_generate)
         try:
             params = validate(msg)
         except KilnError as exc:
@@ -300,7 +304,8 @@ class Server:
         t0 = time.perf_counter()
         log.info("job %s: %s", job.id, {k: v for k, v in job.params.items() if v is not None})
         try:
-            final = self.restyle(job) if job.kind == protocol.RESTYLE else self.generate(job)
+            final = {protocol.RESTYLE: self.restyle, protocol.MORPH: self.morph}.get(
+                job.kind, self.generate)(job)
         except Cancelled:
             log.info("job %s cancelled at %s %d", job.id, job.stage, job.step)
             return protocol.cancelled(job.id, stage=job.stage, step=job.step)
@@ -355,6 +360,17 @@ class Server:
         return protocol.restyled(job.id, str(png), str(sidecar),
                                  self.result_meta(pipe, res, export_s))
 
+    def morph(self, job: Job) -> dict:
+        """A morph request -> the in-between's GLB + sidecar (engine/morph.py)."""
+        from .morph import morph, read_sidecar
+        p, out, pipe, progress = self.begin_job(job, protocol.MORPH,
+                                                outputs.check_writable)
+        res = morph(pipe, read_sidecar(p["a"]), read_sidecar(p["b"]), p["fraction"],
+                    p["path"], progress=progress)
+        (glb, sidecar), export_s = timed_export(progress, lambda: pipe.export(res, str(out)))
+        return protocol.result(job.id, str(glb), str(sidecar),
+                               self.result_meta(pipe, res, export_s))
+
     def begin_job(self, job: Job, kind: str, check_writable):
         """A job's (params, output path, pipeline, progress), once it is not cancelled and
         `check_writable` accepts its output: a bad output is refused before any work."""
@@ -382,8 +398,10 @@ class Server:
             out = Path(p["out"])
             out = out if out.is_absolute() else self.out_dir / out
         else:
-            stem = _slug(p["prompt"] or Path(_picture(p) or "surprise").stem)
+            stem = _slug(p.get("prompt") or Path(_picture(p) or "surprise").stem)
             suffix = ".glb"
+            if kind == protocol.MORPH:
+                stem = f"morph-{p['fraction']:.2f}"
             if kind == protocol.RESTYLE:
                 stem, suffix = f"restyle-{stem}", ".png"
             stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -2,10 +2,11 @@
 
 import bpy
 
-from . import engine_ops, generate, history, restyle, session, setup_engine
+from . import (engine_ops, generate, history, morph, prompt_list, restyle, session,
+               setup_engine)
 
-_CLASSES = (*generate.CLASSES, *restyle.CLASSES, *engine_ops.CLASSES, *history.CLASSES,
-            *setup_engine.CLASSES)
+_CLASSES = (*generate.CLASSES, *prompt_list.CLASSES, *morph.CLASSES, *restyle.CLASSES,
+            *engine_ops.CLASSES, *history.CLASSES, *setup_engine.CLASSES)
 
 
 def register():

@@ -177,6 +177,9 @@ def regenerate_source(obj) -> tuple[dict, int, dict]:
     params = stored.get("params")
     if not isinstance(params, dict) or not params:
         raise DamagedSettings("its stored params are not a dictionary of settings")
+    if "fraction" in params:
+        raise DamagedSettings("it is a morph in-between, which has no seed or prompt of its "
+                              "own; select its two sources and Morph again")
     seed = params.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DamagedSettings(f"its stored seed {seed!r} is not a whole number of 0 or more")

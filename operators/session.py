@@ -49,7 +49,7 @@ class JobItem:
     name: str                         # object name, e.g. "red_chair_s7"
     location: tuple                   # where the object lands (scene units)
     replace: str = ""                 # name of an object this result replaces
-    kind: str = "generate"            # the request: "generate" or "restyle"
+    kind: str = "generate"            # the request: "generate", "restyle" or "morph"
     apply: object = None              # restyle: apply(context, result event) -> the object
 
 
@@ -69,6 +69,8 @@ class Job:
     imported: list = field(default_factory=list)   # object names, in order
     started: float = field(default_factory=time.monotonic)
     weights: tuple = STAGE_WEIGHTS    # (stage, share of the bar) in the engine's order
+    keep_going: bool = False          # a prompt list: an item's error skips it, not the rest
+    skipped: list = field(default_factory=list)    # sentences naming the skipped items
     done_text: str = "Made {count} object(s) in {seconds:.1f} s."
 
     def fraction(self) -> float:
@@ -181,7 +183,8 @@ class Session:
         job = self.job
         item = job.items[job.index]
         job.stage, job.step, job.total = "waiting", 0, 0
-        send = client.restyle if item.kind == "restyle" else client.generate
+        send = {"restyle": client.restyle, "morph": client.morph}.get(item.kind,
+                                                                     client.generate)
         job.request = send(**item.params)
 
     def cancel(self) -> None:
@@ -246,8 +249,10 @@ class Session:
             self._finish()
         elif kind == "error":
             message = event.get("message") or "The engine reported an error."
-            if job is not None and (mine or event.get("id") is None
-                                    or event.get("code") == "engine_crashed"):
+            if mine and job.keep_going and event.get("code") != "engine_crashed":
+                self._skip(message)
+            elif job is not None and (mine or event.get("id") is None
+                                      or event.get("code") == "engine_crashed"):
                 self._finish(error=message)
             else:
                 self.last_error = message
@@ -271,6 +276,16 @@ class Session:
         job.imported.append(obj.name)
         if self.interactive:
             push_undo(f"Kiln: {obj.name}")
+        self._next()
+
+    def _skip(self, message: str) -> None:
+        """A keep-going job's item failed: name it among the skipped, go on."""
+        job = self.job
+        job.skipped.append(f"{job.items[job.index].name} skipped: {message}")
+        self._next()
+
+    def _next(self) -> None:
+        job = self.job
         job.index += 1
         if job.index < len(job.items):
             try:
@@ -286,7 +301,7 @@ class Session:
             return
         job.done = True
         job.error = job.error or error
-        self.last_error = job.error
+        self.last_error = job.error or " ".join(job.skipped)
         seconds = time.monotonic() - job.started
         if job.error:
             self.message = ""

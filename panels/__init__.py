@@ -150,6 +150,44 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
             _wrapped(box, context, SESSION.last_error, 'ERROR')
 
 
+class KILN_PT_prompt_list(_KilnPanel, bpy.types.Panel):
+    """One object per line of a text block or a file (operators/prompt_list.py)."""
+    bl_label = "Prompt List"
+    bl_parent_id = "KILN_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.kiln
+        layout.row().prop(props, "list_source", expand=True)
+        if props.list_source == 'TEXT':
+            layout.template_ID(props, "list_text", new="text.new", open="text.open")
+        else:
+            layout.prop(props, "list_path", text="")
+        layout.label(text="One prompt a line; 'PROMPT | SEED' for its own seed", icon='INFO')
+        row = layout.row()
+        row.scale_y = 1.2
+        row.operator("kiln.generate_list", icon='TEXT')
+
+
+class KILN_PT_morph(_KilnPanel, bpy.types.Panel):
+    """In-betweens of the two selected Kiln objects, in a row (operators/morph.py)."""
+    bl_label = "Morph"
+    bl_parent_id = "KILN_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.kiln
+        layout.label(text="Select two Kiln objects, the second active", icon='INFO')
+        row = layout.row(align=True)
+        row.prop(props, "morph_steps")
+        row.prop(props, "morph_path", text="")
+        row = layout.row()
+        row.scale_y = 1.2
+        row.operator("kiln.morph", icon='IPO_EASE_IN_OUT')
+
+
 class KILN_PT_restyle(_KilnPanel, bpy.types.Panel):
     """New colours for the selected mesh on its own UV map (operators/restyle.py)."""
     bl_label = "Restyle Selected"
@@ -240,8 +278,8 @@ class KILN_PT_history(_KilnPanel, bpy.types.Panel):
             row.operator("kiln.history_import", text="", icon='IMPORT').filepath = entry.glb
 
 
-CLASSES = (KILN_UL_pictures, KILN_PT_main, KILN_PT_restyle, KILN_PT_output, KILN_PT_engine,
-           KILN_PT_history)
+CLASSES = (KILN_UL_pictures, KILN_PT_main, KILN_PT_prompt_list, KILN_PT_morph,
+           KILN_PT_restyle, KILN_PT_output, KILN_PT_engine, KILN_PT_history)
 
 
 def register():
