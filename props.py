@@ -107,10 +107,12 @@ class KilnSceneProps(bpy.types.PropertyGroup):
         name="In-betweens", default=3, min=1, max=protocol.MAX_MORPH_STEPS,
         description="How many objects to make between the two selected ones")
     morph_path: EnumProperty(
-        name="Path", default='NOISE',
-        items=(('NOISE', "Noise", "Blend the flow's starting noise and the two prompts' "
-                "guidance: every in-between is a sample of the model"),
-               ('LATENT', "Latent", "Blend the two final latents and decode the blend")))
+        name="Path", default='LATENT',
+        items=(('LATENT', "Latent", "Blend the two final latents and decode the blend: "
+                "even steps from one to the other"),
+               ('NOISE', "Noise", "Blend the flow's starting noise and the two prompts' "
+                "guidance: every in-between is a sample of the model, but the middle ones "
+                "can fall apart")))
 
     # -- prompt list (operators/prompt_list.py): a text block or a file, one prompt a line
     list_source: EnumProperty(

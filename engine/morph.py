@@ -3,12 +3,19 @@
 Each source is re-made from its sidecar (mode, prompt or picture, seed and every
 setting are recorded there), so its latent is the one it had. Two paths:
 
-- "noise" (the default): the flow starts from the spherical interpolation of the two
-  sources' starting noises, and its velocity is the same blend of the two sources'
-  guided velocities, v = (1 - f) v_A + f v_B: every in-between is a sample of the model
-  itself, so it stays on what the DiT learned.
-- "latent": the spherical interpolation of the two final latents (in the DiT's
-  normalised space), decoded as it is.
+- "latent" (the default): the spherical interpolation of the two final latents (in the
+  DiT's normalised space), decoded as it is.
+- "noise": the flow starts from the spherical interpolation of the two sources' starting
+  noises, and its velocity is the same blend of the two sources' guided velocities,
+  v = (1 - f) v_A + f v_B: every in-between is a sample of the model itself.
+
+Why latent is the default (scripts/morph_picture.py, kiln-mini, "a red chair" seed 1 to
+"a blue mug" seed 1, 5 in-betweens, docs/morph.png): along the latent path the shape
+moves evenly -- the largest Chamfer step between neighbouring frames is 23% of the whole
+path, and the distance from the chair grows 0.033, 0.061, 0.085, 0.130, 0.153 -- while
+along the noise path the middle frame falls apart into a few fragments (the two guided
+velocities pull towards different objects and their mean towards neither): its largest
+step is 42% of the path.
 
 At f = 0 and f = 1 both paths give the sources' own latents exactly. An in-between takes
 the nearer source's settings (steps, sampler, resolution, faces, texture, extractor).
@@ -27,7 +34,7 @@ import torch
 from . import protocol
 from .errors import BAD_REQUEST, KilnError
 
-PATHS = protocol.MORPH_PATHS       # "noise" (the default) or "latent"
+PATHS = protocol.MORPH_PATHS       # "latent" (the default) or "noise"
 MORPH_MODES = ("text", "image", "unconditional")
 SOURCE_FIELDS = ("mode", "prompt", "image", "texture_mode", "extractor", "sampler",
                  *protocol.NUMBER_FIELDS)
@@ -128,7 +135,7 @@ def latent_at(pipe, a: Source, b: Source, f: float, path: str, report=None):
     return slerp((z_a - shift) * scale, (z_b - shift) * scale, f) / scale + shift
 
 
-def morph(pipe, meta_a: dict, meta_b: dict, f: float, path: str = "noise", progress=None):
+def morph(pipe, meta_a: dict, meta_b: dict, f: float, path: str = PATHS[0], progress=None):
     """The in-between at fraction f (0 is source a, 1 source b) as a Pipeline Result."""
     import time
     report = progress or (lambda stage, step, total: None)

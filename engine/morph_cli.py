@@ -3,7 +3,7 @@ results (engine/morph.py has the road) -> DIR/NN-morph-F.glb + .json (+ thumbnai
 and DIR/morph-strip.png: the first source, the in-betweens and the second, in a row.
 
     morph chair.json mug.json --steps 4 --out morph/                 # fractions .2 .4 .6 .8
-    morph chair.json mug.json --steps 4 --path latent --out morph/   # blend the latents
+    morph chair.json mug.json --steps 4 --path noise --out morph/    # blend the starts
 
 Each in-between is a morph request checked by protocol.validate_morph, as the server
 checks the add-on's; every output is checked before the model loads. A refusal prints
@@ -27,8 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=4,
                    help=f"in-betweens to make (1-{protocol.MAX_MORPH_STEPS}; default 4)")
     p.add_argument("--path", choices=protocol.MORPH_PATHS, default=protocol.MORPH_PATHS[0],
-                   help="noise: blend the flow's starting noise and the two conditions' "
-                   "velocities (default); latent: blend the two final latents")
+                   help="latent: blend the two final latents (default); noise: blend the "
+                   "flow's starting noise and the two conditions' velocities")
     p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--online", action="store_true", help="allow hub downloads")

@@ -10,6 +10,7 @@ else there). Messages, in the order a session sees them:
     client -> {"type":"generate","id":"job-1","mode":"text","prompt":"a red chair","seed":7,...}
     engine -> {"type":"progress","id":"job-1","stage":"sample","step":3,"total":12}
     engine -> {"type":"result","id":"job-1","glb":"/abs/x.glb","json":"/abs/x.json","meta":{..}}
+        (a request with "format":"splat" -> {"type":"result",..,"ply":"/abs/x.ply",..})
     engine -> {"type":"error","id":"job-1","code":"bad_request","message":"human sentence"}
     client -> {"type":"restyle","id":"job-2","mesh":"/abs/cube.npz","prompt":"a blue box",
                "strength":0.7,"out":"/abs/cube-blue.png",...}
@@ -32,7 +33,9 @@ Directions (one convention for the CLI, the protocol and the add-on): azimuth 0 
 front (the camera on -Y looking towards +Y, Blender's Front view), 90 the right (+X),
 180 the back, 270 the left, counter-clockwise seen from above; elevation is degrees
 above the ground plane, 90 looks straight down. "refine_steps" (image and views modes)
-fits the result to its picture(s) by that many optimisation steps.
+fits the result to its picture(s) by that many optimisation steps. "format": "splat"
+asks for the result as 3D Gaussian splats, NAME.ply (engine/io/splat_ply.py), instead of
+the GLB ("glb", the default); "out" then ends in .ply.
 
 Restyle (LATTE3D's text-guided stylisation) gives an existing mesh new colours on its own
 UV layout: "mesh" names a file the add-on wrote (engine/restyle.py has its format, a
@@ -82,6 +85,8 @@ REFINE_MODES = ("image", "views")   # the modes with picture(s) to refine agains
 TEXTURE_MODES = ("uv", "vertex")
 EXTRACTORS = ("mc", "flexicubes")   # marching cubes; Kiln's FlexiCubes (keeps sharp edges)
 SAMPLERS = ("euler", "heun")        # engine/sampling.py SAMPLERS
+FORMATS = ("glb", "splat")          # a textured mesh (GLB), or Gaussian splats (3DGS .ply)
+FORMAT_SUFFIXES = {"glb": ".glb", "splat": ".ply"}   # the "out" path's ending per format
 
 # Views mode: 1 to MAX_VIEWS pictures (the encoder was trained on 1-4 views), each with a
 # direction preset or an azimuth and elevation (convention in the module docstring).
@@ -108,7 +113,7 @@ NUMBER_FIELDS = {
     "refine_steps": (int, 0, 100, "the refine steps against the input picture(s); 0 is off"),
 }
 TEXT_FIELDS = ("id", "mode", "prompt", "image", "texture_mode", "extractor", "sampler",
-               "model", "out")
+               "model", "out", "format")
 GENERATE_FIELDS = frozenset({"type", "views", *TEXT_FIELDS, *NUMBER_FIELDS})
 NO_LIMIT_FIELDS = frozenset({"faces"})  # 0 is also accepted: no limit (no decimation)
 MAX_PROMPT_CHARS = 500  # the one prompt limit (pipeline, CLI, server, add-on)
@@ -131,7 +136,7 @@ MAX_RESTYLE_TRIANGLES = 2_000_000
 
 
 # ---------------------------------------------------------------- morph fields
-MORPH_PATHS = ("noise", "latent")   # engine/morph.py: blend the starts, or the latents
+MORPH_PATHS = ("latent", "noise")   # engine/morph.py: blend the latents, or the starts
 MAX_MORPH_STEPS = 16                # in-betweens one morph may ask for
 MORPH_NUMBER_FIELDS = {
     "fraction": (float, 0.0, 1.0, "how far from the first source to the second: 0 is "
@@ -281,6 +286,11 @@ def morph(job_id: str, **params) -> dict:
     return {"type": MORPH, "id": job_id, **params}
 
 
+def splatted(job_id, ply: str, json_path: str, meta: dict) -> dict:
+    """A result in the "splat" format: the Gaussian splats' .ply instead of a GLB."""
+    return {"type": RESULT, "id": job_id, "ply": ply, "json": json_path, "meta": meta}
+
+
 def restyled(job_id, texture: str, json_path: str, meta: dict) -> dict:
     """A restyle's result: the texture PNG (and its sidecar) instead of a GLB."""
     return {"type": RESULT, "id": job_id, "texture": texture, "json": json_path, "meta": meta}
@@ -291,8 +301,9 @@ def validate_generate(msg: dict) -> dict:
     """Check and normalise a generate request; raise KilnError naming field and fix.
 
     Returns a new dict with "id", "mode", "prompt", "image" (absolute path or None),
-    "views" (see `check_views`, or None), "texture_mode", "extractor", "sampler", "model"
-    and "out" (str or None), and each number field present in the request (ints as int,
+    "views" (see `check_views`, or None), "texture_mode", "extractor", "sampler", "model",
+    "format" (FORMATS, "glb" when absent) and "out" (str or None, ending as the format's
+    FORMAT_SUFFIXES), and each number field present in the request (ints as int,
     guidance as float). Absent numbers stay absent so the model's own defaults apply.
     """
     unknown = sorted(set(msg) - GENERATE_FIELDS)
@@ -307,6 +318,7 @@ def validate_generate(msg: dict) -> dict:
     out["mode"] = _mode(out["mode"], out["image"], msg.get("views"))
     out["texture_mode"] = _choice("texture_mode", out["texture_mode"] or "uv",
                                   TEXTURE_MODES)
+    out["format"] = _choice("format", _optional_text(msg, "format") or FORMATS[0], FORMATS)
     for name, choices in (("extractor", EXTRACTORS), ("sampler", SAMPLERS)):
         if out[name] is not None:             # None: the model's default (config sampling)
             out[name] = _choice(name, out[name], choices)
@@ -321,7 +333,8 @@ def validate_generate(msg: dict) -> dict:
         if out["mode"] == "views":
             out["views"] = check_views(msg.get("views"))
     if out["out"] is not None:
-        out["out"] = _out_path(out["out"])
+        suffix = FORMAT_SUFFIXES[out["format"]]
+        out["out"] = _out_path(out["out"], suffix, "chair" + suffix)
     for name in NUMBER_FIELDS:
         if msg.get(name) is not None:
             out[name] = _number(name, msg[name])
@@ -360,7 +373,7 @@ def validate_morph(msg: dict) -> dict:
     """Check and normalise a morph request (one in-between of two results); raise
     KilnError naming field and fix. Returns a new dict with "id", "a" and "b" (absolute
     paths of the two results' sidecars, NAME.json), "fraction" (0-1), "path" (MORPH_PATHS,
-    "noise" when absent), "model" and "out" (a .glb path, or None)."""
+    "latent" when absent), "model" and "out" (a .glb path, or None)."""
     unknown = sorted(set(msg) - MORPH_FIELDS)
     if unknown:
         raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the morph request: "

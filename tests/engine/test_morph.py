@@ -79,7 +79,7 @@ def test_the_cli_writes_n_in_betweens_named_by_fraction_and_a_strip(
 def test_validate_morph_refuses_with_sentences(sources, tmp_path):
     (a, _, _), (b, _, _) = sources
     ok = protocol.validate_morph({"a": str(a), "b": str(b), "fraction": 0.25})
-    assert ok["path"] == "noise" and ok["fraction"] == 0.25
+    assert ok["path"] == "latent" and ok["fraction"] == 0.25
     for msg, words in (({"a": str(a), "b": str(b), "fraction": 1.5}, "out of range"),
                        ({"a": str(a), "fraction": 0.5}, 'set "b"'),
                        ({"a": str(a), "b": str(tmp_path / "x.glb"), "fraction": 0.5},
