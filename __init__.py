@@ -1,7 +1,9 @@
 """Kiln: a prompt or a picture in, a textured mesh in the scene.
 
 The Blender add-on entry point. Registration is thin: the modules below hold the
-preferences, the one Scene PropertyGroup, the operators and the sidebar panels.
+preferences, the one Scene PropertyGroup, the runtime (the engine session, its timer
+and handlers, the search for the engine's Python), the operators and the sidebar
+panels, registered in that order and unregistered in reverse.
 Nothing here imports bpy at module level, so importing the repository as a package
 (tests, tools) stays cheap; Blender calls `register()` / `unregister()`.
 
@@ -19,7 +21,7 @@ bl_info = {
     "category": "3D View",
 }
 
-_MODULE_NAMES = ("preferences", "props", "operators", "panels")
+_MODULE_NAMES = ("preferences", "props", "runtime", "operators", "panels")
 
 
 def _modules():

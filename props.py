@@ -1,7 +1,7 @@
 """The one PropertyGroup Kiln keeps on the Scene: `scene.kiln`.
 
 Only what the artist sets lives here (saved with the .blend, undoable). Job state
-(progress, engine state, last error) is runtime state in operators/session.py.
+(progress, engine state, last error) is runtime state in runtime/session.py.
 """
 
 import os
@@ -11,8 +11,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        FloatVectorProperty, IntProperty, PointerProperty, StringProperty)
 
 from .engine import protocol
-
-SEED_MAX = 2**31 - 1
+from .runtime.jobs import SEED_MAX
 MAX_PICTURES = protocol.MAX_VIEWS
 REFINE_MAX = protocol.NUMBER_FIELDS["refine_steps"][2]
 
@@ -156,6 +155,11 @@ class KilnSceneProps(bpy.types.PropertyGroup):
                ('MC', "Marching cubes", "Smooth surfaces"),
                ('FLEXICUBES', "FlexiCubes", "Keeps sharp edges and flat faces")))
     smooth: BoolProperty(name="Smooth shading", default=True)
+    output_format: EnumProperty(
+        name="Format", default='GLB',
+        items=(('GLB', "Mesh (GLB)", "A textured mesh"),
+               ('SPLAT', "Gaussian Splats", "3D Gaussian splats (a 3DGS .ply), imported as "
+                "a point cloud carrying the splat attributes")))
     target_size: FloatProperty(name="Size", default=2.0, min=0.001, soft_max=100.0,
                                subtype='DISTANCE', unit='LENGTH',
                                description="Largest dimension of the imported object")

@@ -463,29 +463,6 @@ def _last_error_line(path, limit: int = 200) -> str:
     return ""
 
 
-def find_engine_python(candidates, timeout: float = 30.0) -> str | None:
-    """The first Python in `candidates` that can `import torch`, or None.
-
-    Each candidate runs in a subprocess (importing torch cold takes seconds), so a
-    broken environment cannot crash the caller. Empty or missing paths are skipped.
-    """
-    for cand in candidates:
-        if cand and Path(cand).is_file() and python_has_torch(str(cand), timeout):
-            return str(cand)
-    return None
-
-
-def python_has_torch(python: str, timeout: float = 30.0) -> bool:
-    try:
-        done = subprocess.run([python, "-c", "import torch"], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout,
-                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
-
-
 @atexit.register
 def _stop_all() -> None:
     """Python (Blender) is exiting: stop every engine we started."""

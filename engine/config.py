@@ -4,9 +4,13 @@ One dataclass per model part; `ModelConfig` bundles them with the latent
 normalisation (scale/shift), which lives here and nowhere else. `REGISTRY` maps
 size names to factory functions, which the CLI offers as choices.
 
-Coordinate conventions (shared by data, render, field and export):
-- object space is right-handed, Z-up, the asset inside the cube [-1, 1]^3;
-- tri-plane order is (xy, xz, yz); plane k is sampled at the two coordinates it spans.
+Coordinate conventions (shared by data, render, field and export), one home each here:
+- object space is right-handed, Z-up, the asset inside the cube [-1, 1]^3; every asset
+  (procedural, a user's mesh, a mesh to restyle) is scaled into the ball of radius
+  FIT_RADIUS; a mesh file's up axis becomes +Z by UP_ROTATIONS;
+- tri-plane order is (xy, xz, yz); plane k is sampled at the two coordinates it spans;
+- the field's FlexiCubes head gives FLEXI_HEAD_OUTPUTS raw values a point, laid out as
+  FLEXI_HEAD_SLICES (engine.geometry.flexicubes.predicted_weights reads them).
 """
 
 from __future__ import annotations
@@ -15,6 +19,23 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+FIT_RADIUS = 0.9                # every asset is scaled into the ball of this radius
+
+# A mesh file's up axis -> Kiln's +Z (right-handed rotations; glTF and most OBJ are Y-up).
+UP_ROTATIONS = {
+    "z": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "y": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),      # (x, y, z) -> (x, -z, y)
+    "x": ((0, 0, -1), (0, 1, 0), (1, 0, 0)),      # (x, y, z) -> (-z, y, x)
+    "-z": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
+    "-y": ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
+    "-x": ((0, 0, 1), (0, 1, 0), (-1, 0, 0)),
+}
+
+# Raw outputs of a field's FlexiCubes head, in this order: deform 3 | beta 12 | alpha 8 | gamma 1.
+FLEXI_HEAD_SLICES = {"deform": slice(0, 3), "beta": slice(3, 15), "alpha": slice(15, 23),
+                     "gamma": slice(23, 24)}
+FLEXI_HEAD_OUTPUTS = 24
 
 
 @dataclass
@@ -60,8 +81,9 @@ class DiTConfig:
 
 @dataclass
 class CondConfig:
-    text: str = "minilm"          # "minilm" | "clip:<arch>" (open_clip, local weights)
-    image: str = "small"          # "small" (trainable CNN) | "clip:<arch>"
+    text: str = "minilm"          # frozen text encoder: "minilm" | "clip:<arch>" (open_clip)
+    text_weights: str = ""        # clip: its .safetensors, a path (relative: in the model
+                                  # folder) or a Hugging Face repo id (local cache only)
     image_size: int = 64          # input resolution of the small image encoder
     image_width: int = 384        # token width of the small image encoder
 
@@ -73,6 +95,8 @@ class SamplingConfig:
     sampler: str = "euler"
     texture: int = 1024           # default texture size (a small field carries less detail)
     extractor: str = "mc"         # default mesh extractor: "mc" | "flexicubes"
+    resolution: int = 128         # default extraction grid resolution
+    faces: int = 20000            # default face budget; 0 means no limit
 
 
 @dataclass

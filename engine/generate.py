@@ -6,6 +6,7 @@ FILE.glb + FILE.json.
     generate --views front.png side.png --azimuths 0 90 [--elevations 20 20] --out x.glb
     generate --views front.png back.png --directions front back --out x.glb
     generate --unconditional --seed 3 --out surprise.glb
+    generate --prompt "a red chair" --format splat --out chair.ply   (3D Gaussian splats)
     generate --prompts chairs.txt --out chairs/       (engine/prompt_list.py)
 
 The flags become a generate request checked by protocol.validate_generate, as the
@@ -16,9 +17,11 @@ sentences; the output path is checked before the model loads. A refusal prints
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from . import protocol
+from .config import SamplingConfig
 from .errors import BAD_REQUEST, KilnError
 from .io import outputs
 from .protocol import DIRECTIONS, EXTRACTORS, SAMPLERS
@@ -52,14 +55,19 @@ def add_arguments(p) -> None:
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (model default)")
     p.add_argument("--sampler", choices=SAMPLERS, default=None)
     p.add_argument("--resolution", type=int, default=None,
-                   help="extraction grid resolution (default 128)")
+                   help="extraction grid resolution (default: the model's, "
+                   f"{SamplingConfig.resolution} for kiln-mini)")
     p.add_argument("--faces", type=int, default=None,
-                   help="face budget (default 20000; 0 = no limit)")
+                   help=f"face budget (default: the model's, {SamplingConfig.faces} for "
+                   "kiln-mini; 0 = no limit)")
     p.add_argument("--extractor", choices=EXTRACTORS, default=None,
                    help="marching cubes, or FlexiCubes (keeps sharp edges); default: the model's")
     p.add_argument("--texture", type=int, default=None,
                    help="texture size in pixels (default: the model's, 512 for kiln-mini)")
     p.add_argument("--vertex-colors", action="store_true", help="vertex colours, no texture")
+    p.add_argument("--format", choices=protocol.FORMATS, default="glb",
+                   help="glb: a textured mesh; splat: 3D Gaussian splats, a .ply as "
+                   "3DGS viewers read it (--out chair.ply)")
     p.add_argument("--model", default="kiln-mini", help="model name, folder or hub repo id")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--online", action="store_true", help="allow hub downloads")
@@ -81,7 +89,8 @@ def request(args) -> dict:
     msg = {"type": protocol.GENERATE, "mode": mode, "prompt": args.prompt,
            "image": args.image, "model": args.model, "out": args.out,
            "texture_mode": "vertex" if args.vertex_colors else "uv",
-           "extractor": args.extractor, "sampler": args.sampler}
+           "extractor": args.extractor, "sampler": args.sampler,
+           "format": getattr(args, "format", "glb")}
     if mode == "views":
         msg["views"] = views(args.views, args.azimuths, args.elevations, args.directions)
     elif args.azimuths or args.elevations or args.directions:
@@ -121,18 +130,24 @@ def views(pictures, azimuths, elevations, directions) -> list[dict]:
 
 
 def main(args) -> int:
+    if args.prompts is not None and args.format != "glb":
+        print("error (bad_request): --prompts writes one GLB per prompt; --format splat "
+              "takes one --prompt, --image, --views or --unconditional.", file=sys.stderr)
+        return 2
     if args.prompts is not None:               # a prompt list: engine/prompt_list.py
         from .prompt_list import main as list_main
-        return list_main(args)
+        return list_main(args, request)
     from .progress import run_with_bar
 
     def work(bar) -> dict:
         params = request(args)
         out = Path(params["out"]).resolve()
-        outputs.check_writable(out)              # before the model loads or any work
+        splat = params["format"] == "splat"
+        outputs.check_writable(out, protocol.FORMAT_SUFFIXES[params["format"]])  # before work
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
         result = pipe.generate(params, progress=bar)
-        glb, sidecar = pipe.export(result, out)
-        return {"glb": str(glb), "json": str(sidecar), "timings": result.timings}
+        written, sidecar = (pipe.export_splat if splat else pipe.export)(result, out)
+        return {"ply" if splat else "glb": str(written), "json": str(sidecar),
+                "timings": result.timings}
     return run_with_bar(work)

@@ -3,6 +3,7 @@
     pipe = Pipeline.from_pretrained("kiln-mini")
     res = pipe.text_to_3d("a red chair", seed=1)
     pipe.export(res, "chair.glb")            # chair.glb + chair.json
+    pipe.export_splat(res, "chair.ply")      # the same result as 3D Gaussian splats
     pipe.image_to_3d("ref.png", refine_steps=20)
     pipe.views_to_3d([{"image": "front.png", "direction": "front"},
                       {"image": "side.png", "azimuth": 90, "elevation": 20}])
@@ -38,7 +39,6 @@ from .models import Condition, build_model
 from .sampling import SAMPLERS, add_noise, cfg_velocity, initial_noise, partial_grid, time_grid
 
 POINT_CHUNK = 131072
-DEFAULT_FACES = 20000            # the face budget when none is given; 0 means no limit
 TICK_SECONDS = 0.02              # a stage's ticks report it again at most this often
 
 
@@ -48,6 +48,7 @@ class Result:
     timings: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     texture: object = None                # restyle: (S, S, 3) uint8 on the mesh's own UVs
+    planes: object = None                 # the decoded tri-planes (1, 3, C, H, W): splats
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -112,9 +113,9 @@ class Pipeline:
     @property
     def text_encoder(self):
         if self._text_encoder is None:
-            from .models.conditioners import MiniLMText, offline_env
+            from .models.conditioners import offline_env, text_encoder
             offline_env()
-            self._text_encoder = MiniLMText(self.config.dit.cond_tokens).to(self.device)
+            self._text_encoder = text_encoder(self.config, self.folder).to(self.device)
         return self._text_encoder
 
     def warm_up(self) -> None:
@@ -288,6 +289,40 @@ class Pipeline:
                             f"{exc.strerror or type(exc).__name__}): choose another output "
                             "folder or check its permissions and free space.") from exc
 
+    def export_splat(self, result: Result, out_ply) -> tuple[Path, Path]:
+        """Write NAME.ply (the result as 3D Gaussian splats on its mesh, in the field's
+        colours when the result carries its planes: engine/geometry/splats.py) + NAME.json
+        + a thumbnail NAME.png of the splats; refuses (KilnError) as `export` does."""
+        from .geometry.splats import splats_from_mesh
+        from .io.splat_ply import splat_ply_bytes
+        from .render.thumbnail import rgba_png, splat_thumbnail_rgba
+        out_ply = Path(out_ply).expanduser()
+        outputs.check_writable(out_ply, ".ply")           # before any work is spent
+        out_ply = out_ply.resolve()
+        t0 = time.perf_counter()
+        sdf_fn, rgb_fn = (None, None) if result.planes is None else self.field_fns(result.planes)
+        with torch.inference_mode():
+            splats = splats_from_mesh(result.mesh, rgb_fn=rgb_fn, sdf_fn=sdf_fn,
+                                      seed=int(result.meta.get("seed", 0)))
+        t1 = time.perf_counter()
+        data = splat_ply_bytes(splats, [f"kiln {__version__} model {self.name}"])
+        t2 = time.perf_counter()
+        thumb = (rgba_png(splat_thumbnail_rgba(splats))
+                 if outputs.may_write_thumbnail(out_ply) else None)
+        result.timings.update(splat=t1 - t0, export=t2 - t1,
+                              thumbnail=time.perf_counter() - t2)
+        result.meta.update(format="splat", splats=splats.num_splats)
+        sidecar = dict(result.meta, timings=result.timings,
+                       counts={"splats": splats.num_splats,
+                               "vertices": int(len(result.mesh.vertices_nx3)),
+                               "faces": int(len(result.mesh.faces_fx3))})
+        try:
+            return outputs.write_result(out_ply, data, sidecar, thumb, suffix=".ply")
+        except OSError as exc:
+            raise KilnError(BAD_REQUEST, f"Kiln cannot write {out_ply} ("
+                            f"{exc.strerror or type(exc).__name__}): choose another output "
+                            "folder or check its permissions and free space.") from exc
+
     # ------------------------------------------------------------------ stages
     def _settings(self, mode: str, seed: int = 0, steps: int | None = None,
                   guidance: float | None = None, resolution: int | None = None,
@@ -299,8 +334,8 @@ class Pipeline:
         s = self.config.sampling
         settings = dict(seed=int(seed), steps=int(steps or s.steps),
                         guidance=float(s.guidance if guidance is None else guidance),
-                        sampler=sampler or s.sampler, resolution=int(resolution or 128),
-                        faces=int(DEFAULT_FACES if faces is None else faces),
+                        sampler=sampler or s.sampler, resolution=int(resolution or s.resolution),
+                        faces=int(s.faces if faces is None else faces),
                         texture=int(texture or s.texture), texture_mode=texture_mode,
                         extractor=extractor or s.extractor,
                         refine_steps=protocol.check_number("refine_steps", refine_steps or 0))
@@ -346,7 +381,7 @@ class Pipeline:
                               tick=tick)
         meta = dict(meta, model=self.name, engine_version=__version__, device=str(self.device),
                     **settings)
-        return Result(mesh=mesh, timings=timings, meta=meta)
+        return Result(mesh=mesh, timings=timings, meta=meta, planes=planes)
 
     @contextmanager
     def _stage(self, name: str, timings: dict, report, grad: bool = False):

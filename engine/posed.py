@@ -1,7 +1,7 @@
 """Posed pictures -> the VAE encoder's input: 1-4 pictures of one object, each with the
 direction it was taken from, as (V, 10, S, S) views like the training renders.
 
-Per picture (engine.data.views makes the training views the same way):
+Per picture (engine.render.views makes the training views the same way):
   RGB on white (3), alpha (1)  background removed and framed as a training view
                                (engine.imaging.frame_alike, scale REACH);
   Plücker rays (6)             of the picture's camera: an orbit camera at ORBIT_RADIUS
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .data.views import FOV_DEG
+from .render.views import FOV_DEG
 from .imaging import frame_alike
 from .render.cameras import camera_rays, orbit_cameras, plucker
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -77,12 +76,14 @@ def read_list(path: str, default_seed: int) -> tuple[list[dict], list[dict]]:
 
 def out_name(index: int, count: int, item: dict) -> str:
     """NN-PROMPT-sSEED.glb: list order first, so a folder listing keeps it."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", item["prompt"]).strip("-").lower()[:32].rstrip("-")
-    return f"{index + 1:0{len(str(count))}d}-{slug or 'prompt'}-s{item['seed']}.glb"
+    stem = protocol.slug(item["prompt"], "prompt")
+    return f"{index + 1:0{len(str(count))}d}-{stem}-s{item['seed']}.glb"
 
 
-def plan(args, items: list[dict]) -> list[tuple[dict, dict]]:
-    """(item, checked generate request) per item; every output checked before any work."""
+def plan(args, items: list[dict], request) -> list[tuple[dict, dict]]:
+    """(item, checked generate request) per item; every output checked before any work.
+    request(flags) -> a generate request: generate.request, which passes itself in (so
+    this module does not import the one that dispatches to it)."""
     if args.out.lower().endswith(".glb"):
         raise KilnError(BAD_REQUEST, f"--prompts writes one GLB per prompt into a folder, "
                         f"and --out {args.out} names a file: give a folder, e.g. --out chairs/.")
@@ -91,7 +92,6 @@ def plan(args, items: list[dict]) -> list[tuple[dict, dict]]:
     if sheet.exists() and not outputs.is_kiln_png(sheet):
         raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sheet}: that picture was "
                         f"not written by Kiln; {outputs.FIX}.")
-    from .generate import request
     planned = []
     for i, item in enumerate(items):
         out = folder / out_name(i, len(items), item)
@@ -140,7 +140,8 @@ def write_sheet(folder: Path, tiles) -> str | None:
     return str(outputs.write_atomic(folder / SHEET_NAME, data))
 
 
-def main(args) -> int:
+def main(args, request) -> int:
+    """`generate --prompts FILE`: request is generate.request (see plan)."""
     try:
         items, bad = read_list(args.prompts, args.seed)
         for line in bad:
@@ -148,7 +149,7 @@ def main(args) -> int:
         if not items:
             raise KilnError(BAD_REQUEST, f"The prompt list {args.prompts} has no prompt to "
                             f"make: write one a line, {protocol.LIST_EXAMPLE}.")
-        planned = plan(args, items)
+        planned = plan(args, items, request)
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
     except KilnError as exc:

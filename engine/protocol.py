@@ -663,6 +663,15 @@ def _as_float(value) -> float:
         return float("inf") if value > 0 else float("-inf")
 
 
+# ---------------------------------------------------------------- file names
+def slug(text: str, fallback: str = "asset", limit: int = 32, sep: str = "-") -> str:
+    """A file-name piece from free text: runs of anything but ASCII letters and digits
+    become one `sep`, lower case, at most `limit` characters; `fallback` when nothing is
+    left ("A red chair!" -> "a-red-chair"; the add-on's object names use sep "_")."""
+    piece = re.sub(r"[^A-Za-z0-9]+", sep, text).strip(sep).lower()
+    return piece[:limit].rstrip(sep) or fallback
+
+
 # ---------------------------------------------------------------- prompt lists
 def parse_prompt_list(text: str, default_seed: int = 0) -> tuple[list[dict], list[dict]]:
     """A prompt list -> (items, bad lines). One prompt a line, optionally followed by

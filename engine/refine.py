@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .data.views import FOV_DEG
-from .render.cameras import camera_rays, orbit_cameras
+from .geometry.surface import sdf_normals
+from .render.cameras import camera_rays, orbit_cameras, rays_from_plucker
 from .render.tracer import shade
+from .render.views import FOV_DEG
 from .render.volume import render_rays
 
 
@@ -50,21 +51,21 @@ DEFAULT = RefineSettings()
 def rays_of(views_vx10xSxS: torch.Tensor):
     """Per-pixel targets of encoder views: rgb (N, 3), alpha (N,), origins (N, 3) on each
     ray closest to the world origin, unit dirs (N, 3); N = V * S * S."""
-    from .train.vae import rays_from_plucker
     flat = views_vx10xSxS.permute(0, 2, 3, 1).reshape(-1, views_vx10xSxS.shape[1])
     origins, dirs = rays_from_plucker(flat[:, 4:10])
     return flat[:, :3], flat[:, 3], origins, dirs
 
 
 def _sdf_normals(field, planes, points_bxrx3, step: float):
-    """Unit SDF gradients (B, R, 3) by central differences (6 field queries per point)."""
-    offsets = torch.eye(3, device=points_bxrx3.device, dtype=points_bxrx3.dtype) * step
+    """Unit SDF gradients (B, R, 3) of the field of `planes` by central differences
+    (geometry.surface.sdf_normals; differentiable, the refine loss reaches z through them)."""
     B, R, _ = points_bxrx3.shape
-    probes = torch.cat([points_bxrx3[:, :, None] + offsets, points_bxrx3[:, :, None] - offsets],
-                       dim=2)                                                # (B, R, 6, 3)
-    sdf, _ = field(planes, probes.reshape(B, R * 6, 3))
-    sdf = sdf.view(B, R, 6)
-    return F.normalize(sdf[..., :3] - sdf[..., 3:], dim=-1)
+
+    def sdf_fn(probes_mx3):                      # (6 blocks of B*R) -> each row's own planes
+        per_row = probes_mx3.reshape(6, B, R, 3).transpose(0, 1).reshape(B, 6 * R, 3)
+        sdf_bx6r = field(planes, per_row)[0]
+        return sdf_bx6r.reshape(B, 6, R).transpose(0, 1).reshape(-1)
+    return sdf_normals(sdf_fn, points_bxrx3.reshape(-1, 3), step).view_as(points_bxrx3)
 
 
 def render_lit(field, planes, origins_bxrx3, dirs_bxrx3, s: RefineSettings = DEFAULT,

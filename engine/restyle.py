@@ -9,7 +9,7 @@ The road (engine.pipeline.Pipeline.restyle runs it, one stage each):
   render   the mesh, moved and scaled into the ball every training asset fills, ray-cast
            in its present colours from four cameras (front, right, back, left, at the
            protocol's default elevation) into the encoder's 10-channel views
-           (engine.data.views, the one home of cameras and field of view);
+           (engine.render.views, the one home of cameras and field of view);
   encode   VAE encoder -> latent z0 (its mean);
   sample   z0 noised to t = strength on the flow path (engine.sampling: t = 1 is noise)
            and denoised with the prompt's condition and CFG; strength 0 keeps z0;
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import FIT_RADIUS, UP_ROTATIONS
 from .errors import BAD_MESH, KilnError
 from .protocol import DIRECTIONS, MAX_RESTYLE_TRIANGLES
 
-FIT_RADIUS = 0.9                        # as engine.data.meshes: every asset fills this ball
 GREY = 0.8                              # the colour of a mesh that sends none
 VIEW_DIRECTIONS = ("front", "right", "back", "left")   # the cameras the encoder reads
 MIN_UV_AREA = 1e-6                      # a UV map smaller than this covers no texel
@@ -92,7 +92,6 @@ def _from_mesh_file(path: Path, up: str) -> RestyleMesh:
     """Every part of a mesh file that has UVs, as one mesh (colours from its textures or
     vertex colours, through trimesh)."""
     import trimesh
-    from .data.meshes import UP_ROTATIONS
     if up not in UP_ROTATIONS:
         raise KilnError(BAD_MESH, f"The up axis {up!r} is not one Kiln knows: use one of "
                         f"{', '.join(UP_ROTATIONS)}.")
@@ -218,7 +217,7 @@ def corner_colour_fn(colors_tx3x3: np.ndarray | None):
 
 def encoder_views(mesh: RestyleMesh, positions_nx3: np.ndarray, size: int) -> torch.Tensor:
     """The mesh (at normalised `positions`) seen by the encoder: (4, 10, S, S)."""
-    from .data.views import mesh_views
+    from .render.views import mesh_views
     views, _ = mesh_views(positions_nx3, mesh.triangles_tx3, corner_colour_fn(mesh.colors_tx3x3),
                           view_cameras(), size)
     return views["views"]

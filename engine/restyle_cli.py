@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import protocol
+from .config import UP_ROTATIONS
 from .io import outputs
 
 
@@ -25,8 +26,7 @@ def add_arguments(p) -> None:
     p.add_argument("--strength", type=float, default=None,
                    help="0-1: how far the colours may move from the mesh's own (default "
                    f"{protocol.DEFAULT_STRENGTH:g}; 1 starts from noise)")
-    # engine.data.meshes.UP_ROTATIONS's keys (not imported here: that module loads torch)
-    p.add_argument("--up", choices=("z", "y", "x", "-z", "-y", "-x"), default="y",
+    p.add_argument("--up", choices=tuple(UP_ROTATIONS), default="y",
                    help="up axis of a mesh file (glTF and most OBJ are Y-up; a .npz is Z-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None,

@@ -24,7 +24,6 @@ import io
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -61,9 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="say ready before loading the text encoder (the first text "
                         "request then pays for it)")
-    # Test hook: sleep this long in each sampling (and refine) step so a cancel lands mid-job.
-    parser.add_argument("--test-step-delay", type=float, default=0.0,
-                        help=argparse.SUPPRESS)
+    add_testing_arguments(parser)
+
+
+def add_testing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine's one testing seam, hidden from --help and off unless given: Kiln's own
+    tests sleep `--test-step-delay` s in each sampling (and refine) step so a cancel lands
+    mid-job. The add-on passes it only from runtime/testing.py; users never set it."""
+    group = parser.add_argument_group("testing")
+    group.add_argument("--test-step-delay", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 # ---------------------------------------------------------------- stdout / logging
@@ -316,7 +321,7 @@ class Server:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             return protocol.error(job.id, INTERNAL, self.failure_sentence(exc))
         log.info("job %s done in %.2f s: %s", job.id, time.perf_counter() - t0,
-                 final.get("glb") or final.get("texture"))
+                 final.get("glb") or final.get("texture") or final.get("ply"))
         return final
 
     def failure_sentence(self, exc: Exception) -> str:
@@ -327,7 +332,7 @@ class Server:
                 f"are in {self.log_where}.")
 
     def progress_fn(self, job: Job):
-        delay = self.args.test_step_delay
+        delay = self.args.test_step_delay          # the testing seam (add_testing_arguments)
 
         def progress(stage: str, step: int, total: int) -> None:
             if delay and stage in ("sample", "refine"):
@@ -341,9 +346,15 @@ class Server:
         return progress
 
     def generate(self, job: Job) -> dict:
-        p, out, pipe, progress = self.begin_job(job, protocol.GENERATE,
-                                                outputs.check_writable)
+        suffix = protocol.FORMAT_SUFFIXES[job.params.get("format") or "glb"]
+        p, out, pipe, progress = self.begin_job(
+            job, protocol.GENERATE, lambda out: outputs.check_writable(out, suffix))
         res = pipe.generate(p, progress=progress)
+        if p.get("format") == "splat":             # the result as Gaussian splats (.ply)
+            (ply, sidecar), export_s = timed_export(
+                progress, lambda: pipe.export_splat(res, str(out)))
+            return protocol.splatted(job.id, str(ply), str(sidecar),
+                                     self.result_meta(pipe, res, export_s))
         (glb, sidecar), export_s = timed_export(progress, lambda: pipe.export(res, str(out)))
         return protocol.result(job.id, str(glb), str(sidecar),
                                self.result_meta(pipe, res, export_s))
@@ -398,15 +409,15 @@ class Server:
             out = Path(p["out"])
             out = out if out.is_absolute() else self.out_dir / out
         else:
-            stem = _slug(p.get("prompt") or Path(_picture(p) or "surprise").stem)
-            suffix = ".glb"
+            stem = protocol.slug(p.get("prompt") or Path(_picture(p) or "surprise").stem)
+            suffix = protocol.FORMAT_SUFFIXES[p.get("format") or "glb"]
             if kind == protocol.MORPH:
                 stem = f"morph-{p['fraction']:.2f}"
             if kind == protocol.RESTYLE:
                 stem, suffix = f"restyle-{stem}", ".png"
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            out = self.out_dir / (f"{stamp}-{stem}-s{p.get('seed', 0)}-{_slug(p['id'])}"
-                                  f"{suffix}")
+            tail = protocol.slug(p["id"])
+            out = self.out_dir / f"{stamp}-{stem}-s{p.get('seed', 0)}-{tail}{suffix}"
         return out.resolve()  # its folders are made when the result is written
 
     def result_meta(self, pipe, res, export_s: float) -> dict:
@@ -449,11 +460,6 @@ def _lines(stdin):
 def _picture(p: dict):
     """The request's (first) picture path, or None (text and unconditional modes)."""
     return p.get("image") or (p.get("views") or [{}])[0].get("image")
-
-
-def _slug(text: str, limit: int = 32) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return slug[:limit].rstrip("-") or "asset"
 
 
 # ---------------------------------------------------------------- entry point

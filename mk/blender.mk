@@ -7,7 +7,8 @@ KILN_ZIP     := dist/kiln-$(KILN_VERSION).zip
 # (recursive '=' so a fresh clone finds it after `setup` created .venv).
 BLENDER_EXT   = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py))
 KILN_SOURCES := blender_manifest.toml __init__.py preferences.py props.py requirements.txt \
-                $(wildcard operators/*.py panels/*.py engine/*.py engine/*/*.py engine/*/*/*.py) \
+                $(wildcard runtime/*.py operators/*.py panels/*.py engine/*.py engine/*/*.py \
+                           engine/*/*/*.py) \
                 $(wildcard weights/*/*)
 
 .PHONY: extension demo screenshot

@@ -1,9 +1,9 @@
-"""Kiln's operators and the runtime session behind them."""
+"""Kiln's operators: bpy.types.Operator classes only. What they call (the session, the
+jobs, the importer, the history scan) lives in runtime/."""
 
 import bpy
 
-from . import (engine_ops, generate, history, morph, prompt_list, restyle, session,
-               setup_engine)
+from . import engine_ops, generate, history, morph, prompt_list, restyle, setup_engine
 
 _CLASSES = (*generate.CLASSES, *prompt_list.CLASSES, *morph.CLASSES, *restyle.CLASSES,
             *engine_ops.CLASSES, *history.CLASSES, *setup_engine.CLASSES)
@@ -12,12 +12,8 @@ _CLASSES = (*generate.CLASSES, *prompt_list.CLASSES, *morph.CLASSES, *restyle.CL
 def register():
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
-    history.register()
-    session.register()
 
 
 def unregister():
-    session.unregister()
-    history.unregister()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

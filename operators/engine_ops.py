@@ -6,8 +6,9 @@ import os
 
 import bpy
 
-from .. import preferences as prefs_mod
-from .session import SESSION, UserError
+from ..runtime import paths
+from ..runtime.paths import UserError
+from ..runtime.session import SESSION
 
 
 class KILN_OT_restart_engine(bpy.types.Operator):
@@ -16,7 +17,6 @@ class KILN_OT_restart_engine(bpy.types.Operator):
     bl_label = "Restart Engine"
 
     def execute(self, context):
-        prefs_mod.forget_checks()
         try:
             SESSION.restart_engine(context)
         except UserError as exc:
@@ -50,9 +50,9 @@ class KILN_OT_open_folder(bpy.types.Operator):
     def execute(self, context):
         try:
             if self.what == 'LOG':
-                path = os.path.dirname(prefs_mod.log_path())
+                path = os.path.dirname(paths.log_path())
             else:
-                path = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+                path = paths.output_dir(paths.get_prefs(context))
         except UserError as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}

@@ -7,10 +7,10 @@ import logging
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from .. import preferences as prefs_mod
 from ..props import MAX_PICTURES
-from . import importer, jobs
-from .session import SESSION, UserError, synchronous
+from ..runtime import importer, jobs, paths
+from ..runtime.paths import UserError
+from ..runtime.session import SESSION, synchronous
 
 log = logging.getLogger("kiln")
 
@@ -40,9 +40,9 @@ def job_poll(cls, context, need_input: bool = True) -> bool:
         why = pictures_missing(props)
         if why:
             return _refuse(cls, why)
-    python, why = prefs_mod.find_engine_python(prefs_mod.get_prefs(context))
-    if python is None:
-        return _refuse(cls, why)
+    found = paths.engine_python(paths.get_prefs(context))     # cached; searched off-thread
+    if not found.found:
+        return _refuse(cls, found.message)
     return True
 
 
@@ -79,7 +79,7 @@ def run_job(op, context, make):
         return {'CANCELLED'}
     if not synchronous():
         return {'FINISHED'}
-    prefs = prefs_mod.get_prefs(context)
+    prefs = paths.get_prefs(context)
     job = SESSION.run_until_done(prefs.timeout if prefs else 600.0)
     if job.error:
         op.report({'ERROR'}, job.error)
@@ -179,7 +179,7 @@ class KILN_OT_regenerate(bpy.types.Operator):
 
     def _job(self, context):
         obj = context.active_object
-        out_dir = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+        out_dir = paths.output_dir(paths.get_prefs(context))
         try:
             params, seed, stored_options = importer.regenerate_source(obj)
             if self.prompt.strip() and params.get("mode", "text") == "text":

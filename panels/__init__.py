@@ -1,15 +1,16 @@
 """View3D > Sidebar > Kiln: input, sampling, Generate / Cancel, progress, restyle, engine,
 history.
 
-Panels only draw; every action is an operator. Newer layout calls (layout.progress,
+Panels only draw; every action is an operator; what they show comes from runtime/
+(cached: a draw never runs a subprocess). Newer layout calls (layout.progress,
 Blender 4.0+) are guarded so the panel also draws in older Blender.
 """
 
 import bpy
 
-from .. import preferences as prefs_mod
-from ..operators import history, importer
-from ..operators.session import SESSION
+from ..runtime import discovery, history, importer, paths
+from ..runtime.session import SESSION
+from ..runtime.ui import wrap
 
 
 class _KilnPanel:
@@ -24,7 +25,7 @@ def _wrapped(layout, context, text: str, icon: str) -> None:
     scale = context.preferences.system.ui_scale or 1.0        # 0 in background Blender
     width = max(16, int(((region.width if region else 300) - 40 * scale) / (6.5 * scale)))
     col = layout.column(align=True)
-    for i, line in enumerate(prefs_mod.wrap(text, width)):
+    for i, line in enumerate(wrap(text, width)):
         col.label(text=line, icon=icon if i == 0 else 'BLANK1')
 
 
@@ -220,6 +221,7 @@ class KILN_PT_output(_KilnPanel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         col = layout.column()
+        col.prop(props, "output_format")
         col.prop(props, "resolution")
         col.prop(props, "faces", text="Faces")
         col.prop(props, "texture")
@@ -235,13 +237,15 @@ class KILN_PT_engine(_KilnPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        python, why = prefs_mod.find_engine_python(prefs_mod.get_prefs(context))
-        if python is None:
-            _wrapped(layout, context, why, 'ERROR')
+        found = paths.engine_python(paths.get_prefs(context), wait=False)   # never blocks
+        if found.state == discovery.SEARCHING:
+            layout.label(text=found.message, icon='TIME')
+        elif not found.found:
+            _wrapped(layout, context, found.message, 'ERROR')
         icon = {'ready': 'CHECKMARK', 'busy': 'SORTTIME', 'starting': 'TIME',
                 'crashed': 'ERROR'}.get(SESSION.state, 'RADIOBUT_OFF')
         layout.label(text=SESSION.state_text(), icon=icon)
-        layout.label(text=f"Model: {prefs_mod.model_spec()}")
+        layout.label(text=f"Model: {paths.model_spec()}")
         row = layout.row(align=True)
         row.operator("kiln.restart_engine", text="Restart", icon='FILE_REFRESH')
         row.operator("kiln.stop_engine", text="Stop", icon='PAUSE')

@@ -61,7 +61,7 @@ def heldout_picture(index: int, path: Path) -> str:
     import numpy as np
     from PIL import Image
     from engine.data.shapes import make_asset
-    from engine.data.views import FOV_DEG
+    from engine.render.views import FOV_DEG
     from engine.render.cameras import orbit_cameras
     from engine.render.tracer import render
     from engine.train.cli import HELDOUT_SEED_BASE

@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.data.views import ELEVATIONS_DEG, FOV_DEG  # noqa: E402
+from engine.render.views import ELEVATIONS_DEG, FOV_DEG  # noqa: E402
 from engine.evaluation import metrics as M  # noqa: E402
 from engine.evaluation.run import (SurfaceCache, default_cache_dir, heldout_asset,  # noqa: E402
                                    one_thread, render_views)

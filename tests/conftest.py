@@ -24,5 +24,5 @@ def venv_python() -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random tiny model saved like a real one: config.json, safetensors, SHA256SUMS."""
-    from engine.testing import save_random_model
+    from random_model import save_random_model
     return save_random_model(tmp_path_factory.mktemp("models") / "kiln-tiny")

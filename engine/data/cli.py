@@ -18,7 +18,8 @@ import json
 import time
 from pathlib import Path
 
-from .meshes import MESH_SUFFIXES, UP_ROTATIONS  # noqa: F401  (MESH_SUFFIXES: older imports)
+from ..config import UP_ROTATIONS
+from .meshes import MESH_SUFFIXES  # noqa: F401  (older imports)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def contact_sheet(path: Path, res: int = 128, start: int = 0, columns: int = 6) 
     from PIL import Image
     from ..render import orbit_cameras, render
     from .shapes import CATEGORIES, make_asset
-    from .views import FOV_DEG
+    from ..render.views import FOV_DEG
     cam = orbit_cameras(1, elevation_deg=25, azimuth_deg=-60)
     n = len(CATEGORIES)
     tiles = []

@@ -4,7 +4,7 @@ evaluation read it (engine.train.store.Store: store-*.safetensors + store.json, 
 pickled).
 
 Tensors, one row per asset (V views, P points, S = SURFACE_BANK):
-  views    (V, 10, H, W) f16  what the encoder reads (engine.data.views)
+  views    (V, 10, H, W) f16  what the encoder reads (engine.render.views)
   albedo   (V, 3, H, W)  f16  unshaded colour on white (rendering-loss target)
   c2w      (V, 4, 4)     f32  the cameras (asset_cameras of the asset's key)
   points   (P, 3)        f32  half around the surface (jitter 0.005/0.015/0.04), half
@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .views import FOV_DEG, asset_cameras  # noqa: F401  (FOV_DEG: older imports)
+from ..render.views import FOV_DEG, asset_cameras  # noqa: F401  (FOV_DEG: older imports)
+from ..train.store import FORMAT, VERSION, Store
 
-FORMAT, VERSION = "kiln-assets", 2
 SURFACE_BANK = 4096             # points on each asset's zero level set
 CAPTIONS_PER_ASSET = 4          # procedural captions written per asset
 HALF_KEYS = ("views", "albedo", "rgb", "normals")
@@ -60,35 +60,7 @@ def log(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- points
-
-def surface_points(sdf_fn, n: int, gen: torch.Generator, band: float = 0.08,
-                   rounds: int = 6, max_batch: int = 1 << 18) -> torch.Tensor:
-    """About n points on the zero level set, spread over the whole surface (hidden parts
-    too): uniform points in the band |sdf| < band, projected three times along the
-    gradient (central differences), kept where |sdf| < 1e-3. Thin shapes fill little of
-    the band, so each round draws as many candidates as the yield so far asks for.
-    May return fewer than n (none for an empty field)."""
-    from ..render.tracer import sdf_normals
-    found, total, drawn = [], 0, 0
-    m = 8 * n
-    for _ in range(rounds):
-        cand = torch.rand(m, 3, generator=gen) * 2 - 1
-        drawn += m
-        cand = cand[sdf_fn(cand).abs() < band]
-        for _ in range(3):
-            cand = cand - sdf_fn(cand)[:, None] * sdf_normals(sdf_fn, cand)
-        cand = cand[sdf_fn(cand).abs() < 1e-3]          # drop the few stuck at creases
-        found.append(cand)
-        total += cand.shape[0]
-        if total >= n:
-            break
-        rate = max(total, 1) / drawn
-        m = int(min(max_batch, 1.3 * (n - total) / rate))
-    pts = torch.cat(found)
-    if pts.shape[0] > n:
-        pts = pts[torch.randperm(pts.shape[0], generator=gen)[:n]]
-    return pts
-
+# (an asset's surface bank: engine.geometry.surface.level_set_points)
 
 def _full_bank(bank_sx3: torch.Tensor, n: int) -> torch.Tensor:
     """A bank of exactly n points: a tiny surface repeats what was found."""
@@ -110,7 +82,7 @@ class AssetSource:
     name: str = ""                         # how the store records the file
     captions: list = field(default_factory=list)
     category: str | None = None
-    up: str = "y"                          # the file's up axis (engine.data.meshes.UP_ROTATIONS)
+    up: str = "y"                          # the file's up axis (engine.config.UP_ROTATIONS)
     kiln_space: bool = False               # already in Kiln's object space: not rescaled
     extra: dict = field(default_factory=dict)   # copied into the asset's record
 
@@ -161,14 +133,14 @@ def make_mesh_example(path, key: int = 0, n_views: int = 4, res: int = 64,
 
 
 def _procedural(src: AssetSource, n_views, res, n_points, n_captions) -> dict:
-    from ..render.tracer import sdf_normals
+    from ..geometry.surface import level_set_points, sdf_normals
     from ..train.points import PointDraw, draw_points
     from .captions import captions
     from .shapes import make_asset
     asset = make_asset(src.key)
     ex, _ = _views_of(asset.sdf, asset.rgb, src.key, n_views, res)
     gen = torch.Generator().manual_seed(src.key)
-    bank = _full_bank(surface_points(asset.sdf, SURFACE_BANK, gen), SURFACE_BANK)
+    bank = _full_bank(level_set_points(asset.sdf, SURFACE_BANK, gen), SURFACE_BANK)
     points = draw_points(bank, PointDraw(count=n_points), gen)
     sdf, rgb = asset.node.eval(points)
     rng = np.random.default_rng([src.key, 11])      # kiln-mini's recipe drew them so
@@ -180,14 +152,15 @@ def _procedural(src: AssetSource, n_views, res, n_points, n_captions) -> dict:
 
 
 def _views_of(sdf_fn, rgb_fn, key: int, n_views: int, res: int):
-    from .views import field_views
+    from ..render.views import field_views
     return field_views(sdf_fn, rgb_fn, asset_cameras(key, n_views), res)
 
 
 def _mesh(src: AssetSource, n_views, res, n_points) -> dict:
     from ..train.points import PointDraw, draw_points
-    from .meshes import FIT_RADIUS, MeshField, load_mesh
-    from .views import mesh_views
+    from ..config import FIT_RADIUS
+    from .meshes import MeshField, load_mesh
+    from ..render.views import mesh_views
     m = load_mesh(src.path, src.up, None if src.kiln_space else FIT_RADIUS)
     ex, out = mesh_views(m.vertices_nx3, m.faces_fx3, m.colors, asset_cameras(src.key, n_views), res)
     truth = MeshField(m, seed=src.key)
@@ -263,7 +236,6 @@ def build_store(sources: list[AssetSource], n_views: int = 4, res: int = 64,
 
 def assemble(examples: list[dict], meta: dict):
     """Store rows -> a Store (the category names become indices; see the module docstring)."""
-    from ..train.store import Store
     from .shapes import CATEGORIES
     names = list(CATEGORIES)
     names += sorted({ex["category"] for ex in examples} - set(names) - {None})

@@ -26,19 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
-FIT_RADIUS = 0.9                # every asset is scaled into the ball of this radius
-MAX_SDF_FACES = 60_000          # larger meshes are decimated for the distance and sign only
+from ..config import FIT_RADIUS, UP_ROTATIONS
+from ..geometry.surface import area_samples
 
-# The file's up axis -> Kiln's +Z (right-handed rotations; glTF and most OBJ are Y-up).
-UP_ROTATIONS = {
-    "z": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
-    "y": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),      # (x, y, z) -> (x, -z, y)
-    "x": ((0, 0, -1), (0, 1, 0), (1, 0, 0)),      # (x, y, z) -> (-z, y, x)
-    "-z": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
-    "-y": ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
-    "-x": ((0, 0, 1), (0, 1, 0), (-1, 0, 0)),
-}
+MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
+MAX_SDF_FACES = 60_000          # larger meshes are decimated for the distance and sign only
 
 
 # ----------------------------------------------------------------------------- colour
@@ -252,21 +244,6 @@ def _morton(points_nx3: torch.Tensor, bits: int = 10) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- the field
 
-def sample_surface(vertices_vx3: np.ndarray, faces_fx3: np.ndarray, n: int,
-                   rng: np.random.Generator):
-    """n area-uniform points on the mesh -> (points (n, 3), face ids (n,), bary (n, 3))."""
-    tri = vertices_vx3[faces_fx3].astype(np.float64)
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    if area.sum() <= 0:
-        raise ValueError("every triangle has zero area")
-    face = rng.choice(len(tri), size=n, p=area / area.sum())
-    u, v = rng.random((2, n))
-    flip = u + v > 1
-    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
-    bary = np.stack([1 - u - v, u, v], 1)
-    return (tri[face] * bary[..., None]).sum(1), face, bary
-
-
 class MeshField:
     """Signed distance (negative inside) and colour of a loaded mesh at any point."""
 
@@ -306,11 +283,7 @@ class MeshField:
     def surface_bank(self, n: int, rng: np.random.Generator, eps: float = 0.005):
         """n area-uniform surface points (n, 3) and unit normals (n, 3) pointing outside
         (flipped where a step of eps along the face normal lands inside)."""
-        v, f = self.mesh.vertices_nx3, self.mesh.faces_fx3
-        pts, face, _ = sample_surface(v, f, n, rng)
-        tri = v[f[face]].astype(np.float64)
-        nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        nrm /= np.linalg.norm(nrm, axis=1, keepdims=True).clip(1e-12)
+        pts, _, _, nrm = area_samples(self.mesh.vertices_nx3, self.mesh.faces_fx3, n, rng)
         p, nm = torch.from_numpy(pts), torch.from_numpy(nrm)
         nm = torch.where(self.inside(p + eps * nm)[:, None], -nm, nm)
         return p.float(), nm.float()
@@ -324,7 +297,7 @@ class _NearestTriangle:
         from scipy.spatial import cKDTree
         self.tri, self.k = v[f].astype(np.float64), k                       # (F, 3, 3)
         n = int(np.clip(16 * len(f), 20_000, 300_000))
-        dense, self.dense_face, _ = sample_surface(v, f, n, rng)
+        dense, self.dense_face, _, _ = area_samples(v, f, n, rng)
         self.tree = cKDTree(dense)
 
     def __call__(self, points_px3: np.ndarray):

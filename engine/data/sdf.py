@@ -616,24 +616,6 @@ class Round(Node):
         return c, r + self.r
 
 
-class Shell(Node):
-    """Hollows a child into a wall of half thickness t around its surface."""
-
-    def __init__(self, child: Node, t: float):
-        self.child, self.t = child, float(t)
-
-    def sdf(self, p):
-        return self.child.sdf(p).abs() - self.t
-
-    def eval(self, p):
-        d, c = self.child.eval(p)
-        return d.abs() - self.t, c
-
-    def bounds(self):
-        c, r = self.child.bounds()
-        return c, r + self.t
-
-
 def union(*nodes: Node, leaf: int = 4) -> Node:
     """Hard union, arranged as a tree of small unions split along the longest axis of
     the parts' centres, so that culling skips whole groups of far parts."""
@@ -667,12 +649,3 @@ def subtract(a: Node, *bs: Node, k: float = 0.0, cut_color_from_b: bool = False)
 
 def intersect(a: Node, b: Node) -> Node:
     return Intersect(a, b)
-
-
-def cylinder_between(a: Sequence[float], b: Sequence[float], r: float,
-                     color: Color = GREY) -> Node:
-    """A capped cylinder whose axis runs from point a to point b."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    length = float(np.linalg.norm(b - a))
-    return Transform(Cylinder(r, length / 2, color), rotation=look_rotation(b - a),
-                     offset=(a + b) / 2)

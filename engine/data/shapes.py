@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..config import FIT_RADIUS
 from . import palette as pal
 from .sdf import (Box, Recolor, paint, CappedCone, Capsule, Cylinder, Ellipsoid, Extrude, Node, Revolve,
                   RoundBox, Sphere, Torus, Transform, checks, dots,
                   intersect, look_rotation, smooth_union, stripes, subtract, two_tone, union)
 
-FIT_RADIUS = 0.9
 
 
 # ----------------------------------------------------------------------------- asset

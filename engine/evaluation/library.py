@@ -39,7 +39,6 @@ def library_section(pipe, store_dir: Path, per_category: int = 3, points: int = 
     """{"accuracy": %, "per_category": {cat: %}, "n", "generations": [...]} (see above)."""
     from ..train.store import Store, check_assets
     from . import metrics as M
-    from .run import category_hits
     report = report or (lambda stage, i, total: None)
     store = check_assets(Store.load(store_dir), store_dir)
     refs, ref_cats, sources = library_references(store)
@@ -59,7 +58,7 @@ def library_section(pipe, store_dir: Path, per_category: int = 3, points: int = 
         except ValueError:                      # an empty mesh: a point at the origin
             clouds.append(np.zeros((points, 3), np.float32))
         rows.append({"prompt": prompt, "seed": seed, "category": cat})
-    hits = category_hits(clouds, [r["category"] for r in rows], refs, ref_cats)
+    hits = M.category_hits(clouds, [r["category"] for r in rows], refs, ref_cats)
     nearest, _ = M.nearest_reference(clouds, refs)
     for row, hit, j in zip(rows, hits, nearest):
         row.update(hit=bool(hit), nearest=sources[j], nearest_category=ref_cats[j])

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.views import FOV_DEG, asset_cameras, camera_draws, field_views
+from ..render.views import FOV_DEG, asset_cameras, camera_draws, field_views
 from . import metrics as M
 
 # Seed blocks above HELDOUT_SEED_BASE, one per role.
@@ -191,7 +191,7 @@ def names_color(caption: str, color: str) -> bool:
 # ----------------------------------------------------------------------------- rendering
 
 def training_cameras(seed: int, n: int = INPUT_VIEWS) -> torch.Tensor:
-    """The cameras training renders asset `seed` from (engine.data.views.asset_cameras)."""
+    """The cameras training renders asset `seed` from (engine.render.views.asset_cameras)."""
     return asset_cameras(seed, n)
 
 
@@ -205,7 +205,7 @@ def novel_cameras(seed: int) -> torch.Tensor:
 
 
 def render_views(sdf_fn, rgb_fn, c2w: torch.Tensor, res: int) -> tuple[torch.Tensor, dict]:
-    """Views as the VAE encoder reads them (engine.data.views): (V, 10, H, W), and the raw
+    """Views as the VAE encoder reads them (engine.render.views): (V, 10, H, W), and the raw
     render dict (its "rgb" is the albedo)."""
     tensors, out = field_views(sdf_fn, rgb_fn, c2w, res)
     return tensors["views"], out
@@ -429,7 +429,7 @@ class Evaluator:
         """Category accuracy (nearest reference by CD) and colour accuracy (over prompts
         naming the main colour; `color_accuracy_clear`: over those whose source asset's
         own dominant colour is its main colour), in %, overall and per category."""
-        cat_ok = category_hits(clouds, [it.category for it in items], all_refs, ref_cats)
+        cat_ok = M.category_hits(clouds, [it.category for it in items], all_refs, ref_cats)
         col_ok = [c == it.color for c, it in zip(colors, items)]
 
         def summary(rows: list[int]) -> dict:
@@ -485,7 +485,7 @@ class Evaluator:
         if not recon:
             return math.nan
         cats, clouds = zip(*recon)
-        return 100.0 * _mean(category_hits(list(clouds), cats, all_refs, ref_cats))
+        return 100.0 * _mean(M.category_hits(list(clouds), cats, all_refs, ref_cats))
 
     # ---- image to 3D
     def image(self) -> dict:
@@ -505,12 +505,6 @@ class Evaluator:
             pts = got.points_nx3 if got is not None else self.empty_cloud()
             scores.append(M.chamfer_l1(pts, item["surface"].points_nx3))
         return {"chamfer_l1": _mean(scores), "n": self.s.n_image}
-
-
-def category_hits(clouds, categories, all_refs, ref_cats) -> list[bool]:
-    """Per cloud: is its nearest reference (by CD) of its category?"""
-    idx, _ = M.nearest_reference(clouds, all_refs)
-    return [ref_cats[j] == cat for j, cat in zip(idx, categories)]
 
 
 def _mean(values) -> float:

@@ -56,7 +56,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..config import FLEXI_HEAD_SLICES
 from .flexicubes_tables import CORNERS_8x3, EDGES_12x2, MAX_GROUPS, build_tables
+from .surface import sdf_normals
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
 Tick = Callable[[], None]
@@ -514,11 +516,6 @@ def sdf_sign_flip_loss(sdf_n: torch.Tensor, res: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- predicted weights
 
-# raw outputs of a field's FlexiCubes head, in this order
-HEAD_SLICES = {"deform": slice(0, 3), "beta": slice(3, 15), "alpha": slice(15, 23),
-               "gamma": slice(23, 24)}
-HEAD_OUTPUTS = 24
-
 
 def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: torch.Tensor,
                       res: int, bound: float = 1.0) -> tuple[dict, torch.Tensor]:
@@ -545,9 +542,10 @@ def predicted_weights(head_fn: Callable[[torch.Tensor], torch.Tensor], sdf_n: to
         vcoord_vx3 = torch.stack((vid // (r1 * r1), (vid // r1) % r1, vid % r1), 1).to(dtype)
     d_vx24 = head_fn(-bound + vcoord_vx3 * h)
     for key, name in (("beta", "beta_fx12"), ("alpha", "alpha_fx8"), ("gamma", "gamma_f")):
-        src = w_sx24[:, HEAD_SLICES[key]].reshape((-1,) + out[name].shape[1:])
+        src = w_sx24[:, FLEXI_HEAD_SLICES[key]].reshape((-1,) + out[name].shape[1:])
         out[name] = out[name].index_copy(0, cube_s, src.to(dtype))
-    out["deform_nx3"] = out["deform_nx3"].index_copy(0, vid, d_vx24[:, HEAD_SLICES["deform"]].to(dtype))
+    deform_vx3 = d_vx24[:, FLEXI_HEAD_SLICES["deform"]].to(dtype)
+    out["deform_nx3"] = out["deform_nx3"].index_copy(0, vid, deform_vx3)
     return out, w_sx24[:, 3:]
 
 
@@ -589,18 +587,14 @@ def _ticked(tick: Tick, fn, *args):
 
 def sdf_normal_fn(sdf_fn: SdfFn, step: float, chunk: int = 262144, tick: Tick | None = None,
                   ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """points (K, 3) -> SDF gradient by central differences of `step` (6 sdf_fn calls per point,
-    batched in chunks of `chunk` points; `tick()` before each chunk)."""
+    """points (K, 3) -> unit SDF normals by central differences of `step`
+    (geometry.surface.sdf_normals: 6 queries a point, in chunks of `chunk` points, `tick()`
+    before each), as data: no graph through sdf_fn."""
     tick = tick or _no_tick
 
     def normals(p_kx3: torch.Tensor) -> torch.Tensor:
-        offs = torch.eye(3, dtype=p_kx3.dtype, device=p_kx3.device) * step
-        q = torch.cat((p_kx3[:, None] + offs, p_kx3[:, None] - offs), 1).reshape(-1, 3)  # (6K, 3)
-        with torch.no_grad():                      # normals as data: no graph through sdf_fn
-            v = torch.cat([_ticked(tick, sdf_fn, q[i:i + chunk]).reshape(-1)
-                           for i in range(0, len(q), chunk)])
-        v = v.to(p_kx3.dtype).reshape(-1, 2, 3)
-        return v[:, 0] - v[:, 1]
+        with torch.no_grad():
+            return sdf_normals(sdf_fn, p_kx3, step, chunk, tick)
     return normals
 
 

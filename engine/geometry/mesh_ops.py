@@ -21,30 +21,36 @@ def _half_edges(faces_fx3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.reshape(-1), f[:, [1, 2, 0]].reshape(-1)
 
 
+def edge_manifold_report(faces_fx3: np.ndarray) -> dict:
+    """What keeps faces from being a closed, edge-manifold, consistently oriented surface,
+    counted: degenerate faces (a repeated corner), directed edges that occur more than
+    once, directed edges whose reverse is missing (boundary or flipped), undirected edges
+    not in exactly two faces. "ok": faces and none of these (every directed edge occurs
+    once and its reverse once)."""
+    f = np.asarray(faces_fx3, dtype=np.int64).reshape(-1, 3)
+    degenerate = int(((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])).sum())
+    a, b = _half_edges(f)
+    n = int(f.max()) + 1 if f.size else 1
+    directed, counts = np.unique(a * n + b, return_counts=True)
+    reverse_missing = int((~np.isin(b * n + a, directed)).sum())
+    _, und_counts = np.unique(np.minimum(a, b) * n + np.maximum(a, b), return_counts=True)
+    report = {"faces": int(len(f)), "degenerate_faces": degenerate,
+              "repeated_directed_edges": int((counts > 1).sum()),
+              "boundary_or_flipped_edges": reverse_missing,
+              "edges_not_in_two_faces": int((und_counts != 2).sum())}
+    report["ok"] = bool(len(f) > 0 and not any(v for k, v in report.items() if k != "faces"))
+    return report
+
+
 def is_edge_manifold(mesh: Mesh) -> bool:
     """Every undirected edge is shared by exactly two faces (closed, no fins)."""
-    if mesh.num_faces == 0:
-        return False
-    a, b = _half_edges(mesh.faces_fx3)
-    key = np.minimum(a, b) * mesh.num_vertices + np.maximum(a, b)
-    _, counts = np.unique(key, return_counts=True)
-    return bool((counts == 2).all())
+    report = edge_manifold_report(mesh.faces_fx3)
+    return report["faces"] > 0 and report["edges_not_in_two_faces"] == 0
 
 
 def is_watertight(mesh: Mesh) -> bool:
-    """Closed, edge-manifold and consistently oriented: each directed edge occurs once and
-    its reverse occurs once."""
-    if mesh.num_faces == 0 or (mesh.faces_fx3[:, 0] == mesh.faces_fx3[:, 1]).any():
-        return False
-    a, b = _half_edges(mesh.faces_fx3)
-    n = mesh.num_vertices
-    key = np.sort(a * n + b)
-    if (key[1:] == key[:-1]).any():
-        return False
-    reverse = b * n + a
-    pos = np.searchsorted(key, reverse)
-    pos = np.minimum(pos, key.size - 1)
-    return bool((key[pos] == reverse).all())
+    """Closed, edge-manifold and consistently oriented (edge_manifold_report's "ok")."""
+    return edge_manifold_report(mesh.faces_fx3)["ok"]
 
 
 # ---------------------------------------------------------------- clean-up

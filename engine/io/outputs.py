@@ -1,9 +1,10 @@
 """Result files on disk: Kiln replaces only files it wrote itself. Standard library only.
 
-A result is a pair, NAME.glb and its sidecar NAME.json. Kiln's sidecar carries
-{"generator": "kiln"}; a pair whose sidecar has it may be written over (re-running a
-seed updates its own files). Anything else at either path -- a user's notes.json, a
-model folder's config.json, a lone .glb -- is refused with a sentence naming the file.
+A result is a pair, NAME.glb (or NAME.ply, Gaussian splats) and its sidecar NAME.json.
+Kiln's sidecar carries {"generator": "kiln"}; a pair whose sidecar has it may be written
+over (re-running a seed updates its own files). Anything else at either path -- a
+user's notes.json, a model folder's config.json, a lone .glb -- is refused with a
+sentence naming the file.
 
 Beside the pair goes a small picture, NAME.png, marked as Kiln's by a PNG text chunk.
 A NAME.png without that mark (the user's reference picture chair.png beside chair.glb)
@@ -46,13 +47,14 @@ def thumbnail_path(out_glb: Path) -> Path:
     return Path(out_glb).with_suffix(".png")
 
 
-def check_writable(out_glb: Path) -> Path:
+def check_writable(out_glb: Path, suffix: str = ".glb") -> Path:
     """The sidecar path for `out_glb`; KilnError(BAD_REQUEST) naming the path and the fix
     if Kiln could not write the pair there: a name no file can have (NUL, too long), a
     folder that cannot be made or written in, or files that are not Kiln's. Cheap (a few
-    stats), so callers run it before any generation work."""
+    stats), so callers run it before any generation work. `suffix`: the result's, ".glb"
+    or ".ply" for Gaussian splats (protocol.FORMAT_SUFFIXES)."""
     out_glb = Path(out_glb)
-    sidecar = _check_pair(out_glb, ".glb", "chair", "result")
+    sidecar = _check_pair(out_glb, suffix, "chair", "result")
     if _occupied(out_glb) and not _occupied(sidecar):
         raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {out_glb}: it has no Kiln "
                         f"sidecar {sidecar.name} beside it, so it may not be Kiln's; {FIX}.")
@@ -193,15 +195,15 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 def write_result(out_glb: Path, glb_data: bytes, meta: dict,
-                 thumb_png: bytes | None = None) -> tuple[Path, Path]:
+                 thumb_png: bytes | None = None, suffix: str = ".glb") -> tuple[Path, Path]:
     """Write NAME.json (marked as Kiln's), NAME.png (when `thumb_png` is given and the
-    path is free or Kiln's), then NAME.glb, after check_writable.
+    path is free or Kiln's), then NAME.glb (or NAME.ply, `suffix`), after check_writable.
 
     The sidecar goes first: if a later write fails, the pair still reads as Kiln's and
     the next export to the same name may replace it.
     """
     out_glb = Path(out_glb)
-    sidecar = check_writable(out_glb)
+    sidecar = check_writable(out_glb, suffix)
     thumb = thumbnail_path(out_glb) if thumb_png and may_write_thumbnail(out_glb) else None
     meta = dict(meta)
     meta.pop("thumbnail", None)

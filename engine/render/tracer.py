@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from ..geometry.surface import sdf_normals
 from .cameras import camera_rays, project
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
@@ -127,16 +128,6 @@ def sphere_trace(sdf_fn: SdfFn, origins_nx3: torch.Tensor, dirs_nx3: torch.Tenso
     t[grazing[settle]] = t_graze[settle]
     hit[grazing[settle]] = True
     return t, hit
-
-
-def sdf_normals(sdf_fn: SdfFn, points_nx3: torch.Tensor, h: float = 1e-3) -> torch.Tensor:
-    """Unit normals by central differences of the SDF (one batched call of 6N points)."""
-    n = points_nx3.shape[0]
-    offs = torch.eye(3, dtype=points_nx3.dtype, device=points_nx3.device) * h
-    q = torch.cat([points_nx3 + offs[k] for k in range(3)] + [points_nx3 - offs[k] for k in range(3)])
-    d = sdf_fn(q).reshape(6, n)
-    g = (d[:3] - d[3:]).T                                           # (n, 3)
-    return g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 def shade(rgb: torch.Tensor, normal: torch.Tensor, alpha: torch.Tensor, dirs: torch.Tensor,

@@ -47,7 +47,7 @@ def add_arguments(p) -> None:
                    help=f"all: init-model generations kept in the data ({REPLAY_PER_CATEGORY} "
                         "per procedural category with --init; 0: none)")
     p.add_argument("--max-steps", type=int, default=0, help="all: cap every stage's steps (smoke runs)")
-    from ..data.meshes import UP_ROTATIONS
+    from ..config import UP_ROTATIONS
     p.add_argument("--up", choices=tuple(UP_ROTATIONS), default="y",
                    help="all/data: up axis of the mesh files (glTF and most OBJ are Y-up)")
 
@@ -168,7 +168,8 @@ class Run:
 
     # ---- training stages
     def train(self, name: str, stage: str, **fields) -> Path:
-        from .loop import TrainArgs, train
+        from .loop import train
+        from .options import TrainArgs
         out = self.work / name
         if (out / f"summary_{stage}.json").exists():
             return out
@@ -227,7 +228,7 @@ def _load(model_dir: Path):
 def encode_latents(data: Path, fit: Path, out: Path, keep_norm: bool) -> dict:
     """`train latents --from-table` of the fit stage (keep_norm: the fit model's latent
     normalisation, i.e. its init's, so an init DiT stays valid)."""
-    from ..models.conditioners import MiniLMText, offline_env
+    from ..models.conditioners import offline_env, text_encoder
     from .cache import build_latent_store
     from .loop import load_table
     from .store import Store
@@ -236,7 +237,7 @@ def encode_latents(data: Path, fit: Path, out: Path, keep_norm: bool) -> dict:
     assets = Store.load(data)
     cfg = model.cfg
     norm = (cfg.latent_shift, cfg.latent_scale) if keep_norm else None
-    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), assets,
+    store = build_latent_store(model, text_encoder(cfg, fit), assets,
                                table=load_table(fit, len(assets)), norm=norm)
     store.save(out)
     return {"assets": len(store), "latent_scale": store.info["latent_scale"],

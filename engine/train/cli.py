@@ -16,61 +16,24 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 TRAIN_SEED_BASE = 0          # training assets use seeds from here up
 HELDOUT_SEED_BASE = 10**8    # evaluation never uses seeds below this
 
 
 def add_arguments(p) -> None:
-    p.add_argument("stage", choices=("all", "data", "fit", "encoder", "vae", "latents", "dit"))
-    p.add_argument("--data", type=Path, help="store folder to read")
-    p.add_argument("--out", type=Path, required=True, help="store or model folder to write")
-    p.add_argument("--init", type=Path, help="model folder to start from (all: or a model name)")
-    p.add_argument("--size", default="mini", help="model size when starting fresh")
-    p.add_argument("--assets", type=int, default=1024)
-    p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
-    p.add_argument("--views", type=int, default=4)
-    p.add_argument("--res", type=int, default=64)
+    """The TrainArgs flags (engine/train/options.py, declared there once), then those of
+    the stages that are not a training loop (data, latents, all)."""
+    from .options import add_arguments as add_train_arguments
+    add_train_arguments(p)
+    p.add_argument("--assets", type=int, default=1024, help="data: procedural assets")
+    p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE,
+                   help="data: the first procedural seed")
+    p.add_argument("--views", type=int, default=4, help="data: views per asset")
+    p.add_argument("--res", type=int, default=64, help="data: view resolution")
     p.add_argument("--points", type=int, default=None,
                    help="data: 3D samples per asset (4096; a mesh's pool of fresh samples: 16384)")
     p.add_argument("--workers", type=int, default=2, help="processes that render assets")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch", type=int, default=16, help="global batch")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--bf16", action="store_true")
-    p.add_argument("--compile", action="store_true")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--max-minutes", type=float, default=0.0)
-    p.add_argument("--fp16-weights", action="store_true", help="ship float16 safetensors")
-    p.add_argument("--freeze-encoder", action="store_true",
-                   help="vae: fine-tune decoder and field only (a trained DiT stays valid)")
-    p.add_argument("--flexi", action="store_true",
-                   help="vae: add the field's FlexiCubes head and fine-tune with mesh losses")
-    p.add_argument("--flexi-res", type=int, default=32, help="FlexiCubes grid for --flexi")
-    p.add_argument("--mean-token-prob", type=float, default=0.0,
-                   help="dit: share of captions reduced to their mean token state")
-    p.add_argument("--fresh-points", type=int, default=0,
-                   help="vae/fit: new exact SDF samples per asset each step (0: the store's)")
-    p.add_argument("--sign-weight", type=float, default=0.0,
-                   help="vae/fit: occupancy cross-entropy weight beside the SDF L1")
-    p.add_argument("--rgb-weight", type=float, default=1.0,
-                   help="vae/fit: weight of the colour L1 near the surface")
-    p.add_argument("--render-from", type=float, default=0.0,
-                   help="vae: rendering losses only after this share of the stage (1: never)")
-    p.add_argument("--prior", type=float, default=1e-4, help="fit: prior weight on the latents")
-    p.add_argument("--table-lr", type=float, default=30.0,
-                   help="fit: the latents' learning rate as a multiple of --lr")
-    p.add_argument("--table", type=Path,
-                   help="fit/encoder/latents: model folder holding the latent table (default --init)")
-    p.add_argument("--freeze-table", action="store_true",
-                   help="fit: keep the latent table fixed (decoder fine-tuning after the DiT)")
-    p.add_argument("--encoder-target", choices=("table", "field", "both"), default="table",
-                   help="encoder: regress the fit table (latent MSE), learn through the frozen "
-                        "decoder on 3D samples (needs --fresh-points), or both")
     p.add_argument("--from-table", action="store_true",
                    help="latents: take the fit stage's latent table, not the encoder's means")
     p.add_argument("--keep-norm", action="store_true",
@@ -87,10 +50,10 @@ def main(args) -> int:
         return _latents(args)
     if args.stage == "all":
         return _all(args)
-    from .loop import TrainArgs, train
-    fields = TrainArgs.__dataclass_fields__
+    from .loop import train
+    from .options import train_args
     try:
-        summary = train(TrainArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+        summary = train(train_args(args))
     except (ValueError, FileNotFoundError) as exc:   # a wrong option or input: a sentence
         print(f"train {args.stage}: {exc}", file=sys.stderr)
         return 2
@@ -135,7 +98,7 @@ def _latents(args) -> int:
     from ..config import ModelConfig
     from ..io.weights import load_state_dict
     from ..models import build_model
-    from ..models.conditioners import MiniLMText, offline_env
+    from ..models.conditioners import offline_env, text_encoder
     from .cache import build_latent_store
     from .store import Store
     if not args.init:
@@ -151,7 +114,7 @@ def _latents(args) -> int:
         from .loop import load_table
         table = load_table(args.table or args.init, len(assets))
     norm = (cfg.latent_shift, cfg.latent_scale) if args.keep_norm else None
-    store = build_latent_store(model, MiniLMText(cfg.dit.cond_tokens), assets, table=table,
+    store = build_latent_store(model, text_encoder(cfg, args.init), assets, table=table,
                                norm=norm)
     store.save(args.out)
     print(json.dumps({"assets": len(store), "latent_scale": store.info["latent_scale"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,43 +21,8 @@ from ..io.weights import load_state_dict, save_state_dict
 from ..models import build_model
 from .common import (Logger, autocast, close_distributed, cosine_lr, init_distributed,
                      load_checkpoint, mean_across_ranks, rank_slice, save_checkpoint, wrap_ddp)
+from .options import TrainArgs
 from .store import Store
-
-
-@dataclass
-class TrainArgs:
-    stage: str                  # "vae" | "fit" | "encoder" | "dit"
-    data: Path                  # Store folder
-    out: Path                   # model folder written at the end (and every ckpt_every)
-    size: str = "mini"          # REGISTRY entry when starting fresh
-    init: Path | None = None    # model folder to start from (the DiT stage needs the VAE)
-    steps: int = 1000
-    batch: int = 16             # global batch
-    lr: float = 3e-4
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    compile: bool = False
-    resume: bool = False
-    ckpt_every: int = 500
-    max_minutes: float = 0.0    # stop early (and save) after this wall time; 0 = no cap
-    warmup: int | None = None   # LR warm-up steps (None: min(100, steps // 10); a time-capped
-                                # stage of a few hundred steps wants fewer)
-    fp16_weights: bool = False  # store the shipped safetensors in float16
-    freeze_encoder: bool = False  # VAE stage: train decoder + field only (latents stay valid)
-    flexi: bool = False         # VAE stage: add the FlexiCubes head and its mesh losses
-    flexi_res: int = 32         # FlexiCubes grid of that stage
-    mean_token_prob: float = 0.0  # DiT stage: share of captions reduced to their mean token
-    fresh_points: int = 0       # VAE stage: new exact SDF samples per asset each step (0: the store's)
-    sign_weight: float = 0.0    # VAE stage: occupancy cross-entropy beside the SDF L1
-    rgb_weight: float = 1.0     # VAE/fit stage: colour L1 near the surface
-    render_from: float = 0.0    # VAE stage: rendering losses only after this share of the stage
-    prior: float = 1e-4         # fit stage: Gaussian prior weight on the free latents
-    table_lr: float = 30.0      # fit stage: the latents' learning rate as a multiple of --lr
-    table: Path | None = None   # fit/encoder stage: model folder holding the latent table (--init)
-    freeze_table: bool = False  # fit stage: decoder/field fine-tuning, the DiT's latents stay valid
-    encoder_target: str = "table"  # encoder stage: "table" (latent MSE), "field" (3D losses
-                                   # through the frozen decoder, needs --fresh-points) or "both"
 
 
 def _load_model(a: TrainArgs):

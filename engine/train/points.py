@@ -91,7 +91,7 @@ class StoreTruth:
 
     def query(self, i: int, points_px3: torch.Tensor):
         """SDF (P,) and unit gradient (P, 3) of row i at points (no autograd)."""
-        from ..render.tracer import sdf_normals
+        from ..geometry.surface import sdf_normals
         if self.seeds[i] is not None:
             sdf_fn = self.procedural.sdf(self.seeds[i])
             return sdf_fn(points_px3), sdf_normals(sdf_fn, points_px3)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+FORMAT, VERSION = "kiln-assets", 2      # what an asset store's store.json says it is
+
 
 class Store:
     def __init__(self, tensors: dict[str, torch.Tensor], info: dict | None = None):
@@ -59,7 +61,6 @@ class Store:
 def check_assets(store: Store, folder) -> Store:
     """The store, if it is an asset store of this Kiln's format; else a ValueError naming
     the fix (stores of older Kilns kept only seeds and lack the surface normals)."""
-    from ..data.dataset import FORMAT, VERSION
     info = store.info
     if info.get("format") != FORMAT or info.get("version") != VERSION:
         raise ValueError(f"{folder} is not an asset store of this Kiln (format {FORMAT} "

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation.metrics import near_sign_error
+from ..render.cameras import rays_from_plucker
 from ..render.volume import render_rays
 
 
@@ -101,12 +102,6 @@ def encoder_step_losses(vae, views, n_views: int, target_z=None, batch: dict | N
         total = total + l_field
         stats.update(field_stats)
     return total, {"loss": total.item(), **stats}
-
-
-def rays_from_plucker(plucker_nx6):
-    """(d, o x d) with unit d -> (origin on the ray closest to the world origin, d)."""
-    d, m = plucker_nx6[..., :3], plucker_nx6[..., 3:]
-    return torch.cross(d, m, dim=-1), d
 
 
 def pick_rays(views, count: int, gen: torch.Generator):

@@ -133,7 +133,7 @@ def frame(window, area, zoom_out: float = 1.8) -> None:
 def setup() -> None:
     bpy.ops.preferences.addon_enable(module="kiln")
     import kiln.panels
-    from kiln.operators import history, session
+    from kiln.runtime import history, session, testing
     count_draws(kiln.panels.CLASSES)
     time_polls(session)
     record_icons(history)
@@ -148,7 +148,7 @@ def setup() -> None:
         scene.kiln.steps, scene.kiln.resolution, scene.kiln.texture = 4, 48, '256'
         # the tiny model samples 4 steps faster than two timer polls on a busy machine:
         # slow each step so the polls are sure to see sampling in progress
-        session.EXTRA_ARGS[:] = ["--test-step-delay", "0.3"]
+        testing.TESTING.step_delay = 0.3
     for obj in list(scene.objects):      # an empty stage, the panel in front
         if obj.type == 'MESH':
             bpy.data.objects.remove(obj)
@@ -168,7 +168,7 @@ def tick():
     """Close the splash, bring the Kiln tab forward, generate, then screenshot."""
     STATE["ticks"] += 1
     window, area = view3d()
-    from kiln.operators.session import SESSION
+    from kiln.runtime.session import SESSION
     try:
         drawn = STATE["draws"].get("KILN_PT_main", 0)
         if STATE["ticks"] == 1:
@@ -177,6 +177,11 @@ def tick():
             # Blender 3.x has no API for the sidebar tab: click down the tab strip
             # until the Kiln tab is the one drawn.
             simulate(window, area, 'LEFTMOUSE', down=10 + 14 * (STATE["ticks"] - 2))
+        elif ARGS.model and STATE["generate"] is None and engine_searching() \
+                and time.monotonic() - T0 < 120:
+            # the search for the engine's Python runs off the UI thread; until it answers,
+            # Generate's poll() refuses (and the Engine panel says it is looking)
+            STATE["searching_ticks"] = STATE.get("searching_ticks", 0) + 1
         elif ARGS.model and STATE["generate"] is None:
             with bpy.context.temp_override(window=window, area=area):
                 STATE["generate"] = sorted(bpy.ops.kiln.generate())
@@ -207,7 +212,7 @@ def finish(window, area):
     except Exception:
         STATE["errors"].append(traceback.format_exc())
     try:
-        from kiln.operators.session import SESSION
+        from kiln.runtime.session import SESSION
         SESSION.shutdown()
     except Exception:
         STATE["errors"].append(traceback.format_exc())
@@ -215,6 +220,11 @@ def finish(window, area):
         json.dump(STATE, fh, indent=2)
     bpy.ops.wm.quit_blender()
     return None
+
+
+def engine_searching() -> bool:
+    from kiln.runtime import discovery
+    return discovery.DISCOVERY.current().state in (discovery.UNKNOWN, discovery.SEARCHING)
 
 
 def give_up():

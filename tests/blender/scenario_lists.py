@@ -36,7 +36,7 @@ def prompt_list(bpy) -> dict:
     new = [o for o in kiln_objects(bpy) if o.name not in before]
     new.sort(key=lambda o: (-round(o.location.y, 3), round(o.location.x, 3)))   # row by row
     res["list_objects"] = [describe(o) for o in new]
-    session = sys.modules["bl_ext.user_default.kiln.operators.session"].SESSION
+    session = sys.modules["bl_ext.user_default.kiln.runtime.session"].SESSION
     res["list_message"] = session.message
     return res
 

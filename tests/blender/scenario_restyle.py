@@ -111,7 +111,7 @@ def restyle(bpy, obj, prompt: str, strength: float) -> dict:
     bpy.ops.ed.undo_push(message=f"before restyling {name}")
     result = call(bpy.ops.kiln.restyle, 'EXEC_DEFAULT', True)    # True: push undo
     after = state(bpy.data.objects[name])
-    message = module("operators.session").SESSION.message
+    message = module("runtime.session").SESSION.message
     bpy.ops.ed.undo()
     undone = state(bpy.data.objects[name])
     materials = sorted(m.name for m in bpy.data.materials)
@@ -122,8 +122,9 @@ def restyle(bpy, obj, prompt: str, strength: float) -> dict:
 def timer_path(bpy, obj) -> dict:
     """Restyle as in a window: the operator returns at once, the timer applies the
     result (with its own undo step); the bar never runs backwards; one undo restores."""
-    session = module("operators.session")
-    session.FORCE_TIMER = True
+    session = module("runtime.session")
+    testing = module("runtime.testing").TESTING
+    testing.force_timer = True
     try:
         name = obj.name
         select(bpy, obj)
@@ -144,7 +145,7 @@ def timer_path(bpy, obj) -> dict:
         res["timer_before"] = before
         return res
     finally:
-        session.FORCE_TIMER = False
+        testing.reset()
 
 
 def refusals(bpy, args: dict) -> dict:
@@ -203,7 +204,7 @@ def main() -> int:
     res.update(refusals(bpy, args))
     res["outputs"] = sorted(os.listdir(args["out"]))
     res["inputs"] = sorted(os.listdir(os.path.join(args["out"], "inputs")))
-    module("operators.session").SESSION.shutdown()
+    module("runtime.session").SESSION.shutdown()
     res["engines_left"] = engine_processes(args["out"])
     res["blender"] = bpy.app.version_string
     print(RESULT_TAG + json.dumps(res, default=str), flush=True)

@@ -108,7 +108,7 @@ def kiln_objects(bpy) -> list:
 
 
 def engine_pid():
-    client = module("operators.session").SESSION.client
+    client = module("runtime.session").SESSION.client
     return client.pid if client is not None else None
 
 
@@ -192,7 +192,7 @@ def scenario_background(bpy, args: dict) -> dict:
 
     res.update(image_input(bpy))
 
-    history = module("operators.history")
+    history = module("runtime.history")
     entries = history.entries(args["out"])
     res["history"] = [{"glb": e.glb, "title": e.title, "thumb": e.thumb} for e in entries]
     res["panels"] = draw_panels(bpy)
@@ -280,15 +280,15 @@ def scenario_faults(bpy, args: dict) -> dict:
     res = install(bpy, args)
     kiln, out = bpy.ops.kiln, args["out"]
     prefs = bpy.context.preferences.addons[PKG].preferences
-    find = module("preferences").find_engine_python
+    find = module("runtime.paths").engine_python      # background Blender: waits for it
 
     # item 10: environments, not interpreter files, decide whether torch is there
     prefs.python_path = args["torchless_python"]     # a sibling venv of Blender's, no torch
     res["poll_torchless"] = kiln.generate.poll()
-    res["why_torchless"] = find(prefs)[1]
+    res["why_torchless"] = find(prefs).message
     prefs.python_path = args["repo_python"]          # another venv, with torch
     res["poll_repo_python"] = kiln.generate.poll()
-    res["found_repo_python"] = find(prefs)[0]
+    res["found_repo_python"] = find(prefs).python
 
     for name, settings in DAMAGED.items():
         damaged_object(bpy, name, settings)
@@ -313,7 +313,7 @@ def scenario_faults(bpy, args: dict) -> dict:
             fh.write(b"not a glb")
         with open(os.path.join(out, stem + ".json"), "w") as fh:
             json.dump(sidecar, fh)
-    history = module("operators.history")
+    history = module("runtime.history")
     history.forget()
     res["history"] = [{"title": e.title, "thumb": e.thumb} for e in history.entries(out)]
     res["panels_odd_sidecars"] = draw_panels(bpy)
@@ -345,9 +345,9 @@ def tick_until(session, done, timeout: float, log: list) -> bool:
 def scenario_interactive(bpy, args: dict) -> dict:
     """The timer path: short ticks, advancing progress, cancel leaves the scene alone."""
     res = install(bpy, args)
-    session = module("operators.session")
-    session.FORCE_TIMER = True
-    session.EXTRA_ARGS[:] = ["--test-step-delay", str(args.get("step_delay", 0.1))]
+    session = module("runtime.session")
+    testing = module("runtime.testing").TESTING
+    testing.force_timer, testing.step_delay = True, args.get("step_delay", 0.1)
     S = session.SESSION
     n_before = len(bpy.data.objects)
     bpy.ops.ed.undo_push(message="before Kiln")   # a real window has its file-load step
@@ -392,9 +392,9 @@ def scenario_interactive(bpy, args: dict) -> dict:
 def scenario_crash(bpy, args: dict) -> dict:
     """Kill the engine mid-job: a clear error; the next Generate restarts and succeeds."""
     res = install(bpy, args)
-    session = module("operators.session")
-    session.FORCE_TIMER = True
-    session.EXTRA_ARGS[:] = ["--test-step-delay", str(args.get("step_delay", 0.1))]
+    session = module("runtime.session")
+    testing = module("runtime.testing").TESTING
+    testing.force_timer, testing.step_delay = True, args.get("step_delay", 0.1)
     S = session.SESSION
     n_before = len(bpy.data.objects)
     res["generate"] = call(bpy.ops.kiln.generate)
@@ -420,8 +420,109 @@ def scenario_crash(bpy, args: dict) -> dict:
     return res
 
 
+# ---------------------------------------------------------------- the runtime package
+def registered(bpy) -> dict:
+    """What Kiln has put into Blender: operators, classes, handlers, timers."""
+    session = sys.modules.get(f"{PKG}.runtime.session")
+    paths = sys.modules.get(f"{PKG}.runtime.paths")
+    timers = []
+    if session is not None and bpy.app.timers.is_registered(session.timer_tick):
+        timers.append("timer_tick")
+    if paths is not None:
+        timers += [t.__name__ for t in (paths._start_from_timer, paths._watch_search)
+                   if bpy.app.timers.is_registered(t)]
+    addon = bpy.context.preferences.addons.get(PKG)
+    return {"ops": sorted(dir(bpy.ops.kiln)), "kiln_in_ops": "kiln" in dir(bpy.ops),
+            "classes": sorted(n for n in ("KILN_PT_main", "KILN_OT_generate")
+                              if hasattr(bpy.types, n)),
+            "preferences": addon is not None and addon.preferences is not None,
+            "scene_kiln": hasattr(bpy.types.Scene, "kiln"),
+            "load_pre": sorted(h.__name__ for h in bpy.app.handlers.load_pre
+                               if "kiln" in (h.__module__ or "")),
+            "timers": timers}
+
+
+def scenario_runtime_import(bpy, args: dict) -> dict:
+    """Install the zip without enabling it, import the runtime package: nothing of Kiln's
+    is registered (no operator, panel, preferences, handler or timer) and no operator,
+    panel or preferences module comes along; then enable and disable it once."""
+    import importlib
+    import pkgutil
+    done = bpy.ops.extensions.package_install_files(
+        filepath=args["zip"], repo="user_default", enable_on_install=False)
+    res = {"install": sorted(done), "enabled": PKG in bpy.context.preferences.addons,
+           "before": registered(bpy)}
+    runtime = importlib.import_module(f"{PKG}.runtime")
+    res["runtime_modules"] = sorted(m.name for m in pkgutil.iter_modules(runtime.__path__))
+    for name in res["runtime_modules"]:
+        importlib.import_module(f"{PKG}.runtime.{name}")
+    res["runtime_file"] = runtime.__file__
+    res["after_import"] = registered(bpy)
+    res["addon_modules"] = sorted(m[len(PKG) + 1:] for m in sys.modules
+                                  if m.startswith(PKG + "."))
+    discovery = sys.modules[f"{PKG}.runtime.discovery"]
+    res["discovery_after_import"] = discovery.DISCOVERY.current().state
+    res["testing"] = sys.modules[f"{PKG}.runtime.testing"].TESTING.engine_args()
+
+    bpy.ops.preferences.addon_enable(module=PKG)
+    res["after_enable"] = registered(bpy)
+    configure(bpy, args)
+    res["poll"] = bpy.ops.kiln.generate.poll()          # background: waits for the search
+    res["discovery_after_poll"] = discovery.DISCOVERY.current().state
+    res.update(held_search(bpy, discovery))
+    session = module("runtime.session").SESSION
+    res["restart"] = call(bpy.ops.kiln.restart_engine)   # looks again, then starts it
+    res["after_restart"] = {"state": session.state, "pid": alive(engine_pid()),
+                            "discovery": discovery.DISCOVERY.current().state}
+    res["stop"] = call(bpy.ops.kiln.stop_engine)
+    res["state_after_stop"] = session.state
+    bpy.ops.preferences.addon_disable(module=PKG)
+    res["after_disable"] = registered(bpy)
+    res["engines_left"] = engine_processes(args["out"])
+    return res
+
+
+def held_search(bpy, discovery) -> dict:
+    """A search for the engine's Python held back for up to 20 s: the panels and the
+    preferences draw at once and say Kiln is looking (a timer redraws them when it
+    ends); then Generate's poll, which waits in background Blender, sees the answer."""
+    import threading
+    import layout_check
+    gate, real = threading.Event(), discovery.check_torch
+
+    def held(python, root, timeout=discovery.CHECK_TIMEOUT):
+        gate.wait(20)
+        return real(python, root, timeout)
+
+    def engine_labels() -> list:
+        prefs = bpy.context.preferences.addons[PKG].preferences
+        drawn = layout_check.draw_all(bpy, module("panels").CLASSES,
+                                      extra=[(module("preferences").KilnPreferences, prefs)])
+        return [[c["panel"], c.get("text"), c.get("icon")] for c in drawn["calls"]
+                if c["call"] == "label" and c["panel"] in ("KILN_PT_engine", "KilnPreferences")
+                and c.get("icon") in ("TIME", "CHECKMARK", "ERROR")] + drawn["errors"]
+
+    res = {}
+    discovery.check_torch = held
+    try:
+        module("runtime.paths").forget_checks()
+        t0 = time.perf_counter()
+        res["held_labels"] = engine_labels()
+        res["held_draw_s"] = time.perf_counter() - t0
+        res["held_state"] = discovery.DISCOVERY.current().state
+        res["held_timers"] = registered(bpy)["timers"]
+    finally:
+        gate.set()
+        discovery.check_torch = real
+    res["held_poll"] = bpy.ops.kiln.generate.poll()
+    res["released_state"] = discovery.DISCOVERY.current().state
+    res["released_labels"] = engine_labels()
+    return res
+
+
 SCENARIOS = {"background": scenario_background, "interactive": scenario_interactive,
-             "crash": scenario_crash, "faults": scenario_faults}
+             "crash": scenario_crash, "faults": scenario_faults,
+             "runtime_import": scenario_runtime_import}
 
 
 def main() -> int:

@@ -33,7 +33,8 @@ def test_zip_validates(blender_pythons, kiln_zip, blender):
 
 def test_zip_carries_addon_and_engine(zip_names):
     for name in ("blender_manifest.toml", "__init__.py", "preferences.py", "props.py",
-                 "operators/__init__.py", "operators/session.py", "panels/__init__.py",
+                 "runtime/__init__.py", "runtime/session.py", "operators/__init__.py",
+                 "panels/__init__.py",
                  "engine/__init__.py", "engine/client.py", "engine/protocol.py",
                  "engine/server.py", "engine/pipeline.py", "requirements.txt"):
         assert name in zip_names, name
@@ -54,7 +55,8 @@ def test_addon_side_imports_no_heavy_engine_modules():
     """The Blender side may import only engine.protocol, engine.client, engine.errors."""
     allowed = {"protocol", "client", "errors"}
     files = [ROOT / "__init__.py", ROOT / "preferences.py", ROOT / "props.py",
-             *(ROOT / "operators").glob("*.py"), *(ROOT / "panels").glob("*.py")]
+             *(ROOT / "runtime").glob("*.py"), *(ROOT / "operators").glob("*.py"),
+             *(ROOT / "panels").glob("*.py")]
     used = set()
     for path in files:
         for line in path.read_text().splitlines():

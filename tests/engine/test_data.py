@@ -138,8 +138,7 @@ def test_patterns():
 # ----------------------------------------------------------------------------- assets
 
 def test_every_category_builds_inside_the_unit_cube():
-    from engine.data.dataset import surface_points
-    from engine.render.tracer import sdf_normals
+    from engine.geometry.surface import level_set_points, sdf_normals
     assert len(CATEGORIES) >= 24 and len(set(CATEGORIES)) == len(CATEGORIES)
     corners = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=torch.float32)
     sphere = torch.nn.functional.normalize(torch.randn(2000, 3), dim=1) * 0.93
@@ -150,7 +149,7 @@ def test_every_category_builds_inside_the_unit_cube():
         assert a.main_color in COLOR_NAMES and a.color_index == COLOR_NAMES.index(a.main_color)
         assert (a.sdf(corners) > 0).all(), cat
         assert (a.sdf(sphere) > 0).all(), cat            # surface inside the radius-0.9 ball
-        surf = surface_points(a.sdf, 300, torch.Generator().manual_seed(seed))
+        surf = level_set_points(a.sdf, 300, torch.Generator().manual_seed(seed))
         assert len(surf) > 100 and float(a.sdf(surf).abs().max()) < 1e-3, cat
         inward = surf - 0.004 * sdf_normals(a.sdf, surf)
         assert float((a.sdf(inward) < 0).float().mean()) > 0.95, cat    # a real inside
@@ -178,11 +177,11 @@ def test_assets_are_deterministic_per_seed():
 
 
 def test_main_colour_dominates_the_surface():
-    from engine.data.dataset import surface_points
+    from engine.geometry.surface import level_set_points
     agree = []
     for seed in range(200, 296):        # 96 assets, every category 4 times
         a = make_asset(seed)
-        pts = surface_points(a.sdf, 300, torch.Generator().manual_seed(seed))
+        pts = level_set_points(a.sdf, 300, torch.Generator().manual_seed(seed))
         agree.append(pal.classify_rgb(a.rgb(pts).numpy()) == a.main_color)
     assert np.mean(agree) >= 0.9        # ~97% over 480 seeds; patterns and roofs take the rest
 

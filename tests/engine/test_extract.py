@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.geometry.benchmarks import TriplaneSDF, torus_sdf
+from engine.bench.shapes import TriplaneSDF, torus_sdf
 from engine.geometry.extract import dense_grid, extract_surface, marching_cubes, sample_grid
 from engine.geometry.mesh_ops import connected_components, is_edge_manifold, is_watertight
 from ticking import Stop, stop_at

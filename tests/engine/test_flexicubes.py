@@ -9,10 +9,9 @@ import torch
 from torch.autograd import gradcheck
 
 import engine.geometry.flexicubes as fcmod
-from engine.geometry.bench_flexicubes import (
-    SHAPES, edge_manifold_report, flexicubes_mesh, marching_cubes_baseline, mesh_quality,
-    surface_samples,
-)
+from engine.bench.flexicubes import flexicubes_mesh, marching_cubes_baseline
+from engine.bench.shapes import SHAPES
+from engine.evaluation.metrics import exact_surface_quality, exact_surface_samples
 from engine.geometry.flexicubes import (
     FlexiCubes, deviation_loss, extract_flexicubes, sample_sdf_grid, sdf_sign_flip_loss,
     weight_magnitude_loss,
@@ -20,6 +19,7 @@ from engine.geometry.flexicubes import (
 from engine.geometry.flexicubes_tables import (
     EDGES_12x2, FACE_CORNERS_6x4, FACE_EDGES_6x4, build_tables,
 )
+from engine.geometry.mesh_ops import edge_manifold_report
 from ticking import Stop, stop_at
 
 SAMPLES = 8000
@@ -129,7 +129,7 @@ CASES = [(name, res) for name in SHAPES for res in (32, 64)] + [("box", 128), ("
 
 @pytest.fixture(scope="module")
 def surfaces():
-    return {name: surface_samples(fn, SAMPLES, seed=1) for name, fn in SHAPES.items()}
+    return {name: exact_surface_samples(fn, SAMPLES, seed=1) for name, fn in SHAPES.items()}
 
 
 @pytest.mark.parametrize("name,res", CASES)
@@ -143,9 +143,9 @@ def test_analytic_shape_closed_manifold_and_more_accurate_than_mcubes(name, res,
         rep = edge_manifold_report(faces)
         assert rep["ok"], rep
     assert _signed_volume(v, f) > 0                         # outward faces
-    q = mesh_quality(v, f, fn, SAMPLES, surface=surfaces[name])
-    qp = mesh_quality(vp, fp, fn, SAMPLES, surface=surfaces[name])
-    qm = mesh_quality(vm, fmc, fn, SAMPLES, surface=surfaces[name])
+    q = exact_surface_quality(v, f, fn, SAMPLES, surface=surfaces[name])
+    qp = exact_surface_quality(vp, fp, fn, SAMPLES, surface=surfaces[name])
+    qm = exact_surface_quality(vm, fmc, fn, SAMPLES, surface=surfaces[name])
     h = 2.0 / res
     assert qp["chamfer_l1"] < 0.2 * h and qp["normal_consistency"] > 0.95
     assert q["chamfer_l1"] < qm["chamfer_l1"]
@@ -276,7 +276,7 @@ def test_fitting_sdf_and_weights_to_a_target_lowers_the_loss_steadily():
     res = 16
     x, cubes = fc.grid(res)
     target = SHAPES["box"]
-    tgt_pts = torch.from_numpy(surface_samples(target, 1500, seed=3)[0]).float()
+    tgt_pts = torch.from_numpy(exact_surface_samples(target, 1500, seed=3)[0]).float()
     sdf = (x.norm(dim=1) - 0.45).requires_grad_(True)
     beta = torch.zeros(res ** 3, 12, requires_grad=True)
     alpha = torch.zeros(res ** 3, 8, requires_grad=True)

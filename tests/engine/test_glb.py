@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.geometry.benchmarks import smooth_rgb, torus_sdf
+from engine.bench.shapes import smooth_rgb, torus_sdf
 from engine.geometry.extract import extract_surface
 from engine.geometry.mesh import Mesh
 from engine.geometry.mesh_ops import clean

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.geometry.benchmarks import torus_sdf
+from engine.bench.shapes import torus_sdf
 from engine.geometry.extract import extract_surface
 from engine.geometry.mesh import Mesh
 from engine.geometry.mesh_ops import (clean, compute_normals, connected_components, decimate,

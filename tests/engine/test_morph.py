@@ -86,7 +86,7 @@ def test_validate_morph_refuses_with_sentences(sources, tmp_path):
                         "not a sidecar"),
                        ({"a": str(a), "b": str(b)}, 'no "fraction"'),
                        ({"a": str(a), "b": str(b), "fraction": 0.5, "path": "zig"},
-                        "noise, latent")):
+                        "latent, noise")):
         with pytest.raises(KilnError, match=words):
             protocol.validate_morph(msg)
     with pytest.raises(KilnError, match="1 to 16"):

@@ -1,17 +1,18 @@
-"""CLIP conditioning through open_clip from local weights only: a tiny open_clip model is
-built and saved by the test (as a file, and as a repo in a private Hugging Face cache)."""
+"""CLIP text conditioning through open_clip from local weights only: a tiny open_clip model
+is built and saved by the test (as a file, and as a repo in a private Hugging Face cache),
+and a model config naming it (cond.text "clip:<arch>") gets it from text_encoder()."""
 
 import json
 
 import pytest
 import torch
-from PIL import Image
 
 open_clip = pytest.importorskip("open_clip", reason="open_clip_torch is not installed")
 from safetensors.torch import save_file  # noqa: E402
 
+from engine.config import REGISTRY  # noqa: E402
 from engine.errors import KilnError  # noqa: E402
-from engine.models.conditioners import OpenCLIPEncoder  # noqa: E402
+from engine.models.conditioners import OpenCLIPEncoder, text_encoder  # noqa: E402
 
 ARCH = "kiln-test-tiny-clip"
 TINY = {"embed_dim": 32,
@@ -36,12 +37,9 @@ def saved(tmp_path_factory):
 
 
 def _check(encoder, reference):
-    tokens, mask, pooled = encoder.encode_text(["a red chair"])
+    tokens, mask, pooled = encoder(["a red chair"])
     assert tokens.shape == (1, 1, 32) and mask.all()
     torch.testing.assert_close(pooled, reference, rtol=1e-4, atol=1e-5)   # loaded, not re-initialised
-    image = Image.new("RGB", (40, 40), (200, 30, 30))
-    _, _, feats = encoder.encode_image([image])
-    assert feats.shape == (1, 32) and torch.allclose(feats.norm(dim=-1), torch.ones(1))
 
 
 def test_loads_a_local_safetensors_file(saved):
@@ -72,3 +70,27 @@ def test_refuses_pickle_files(saved, tmp_path):
 def test_missing_weights_say_where_to_put_them():
     with pytest.raises(KilnError, match="No local CLIP weights.*downloads are off"):
         OpenCLIPEncoder(ARCH, "kiln/not-in-the-cache")
+
+
+def _clip_config(text_weights: str, cond_dim: int = 32):
+    cfg = REGISTRY["tiny"]()
+    cfg.cond.text, cfg.cond.text_weights, cfg.dit.cond_dim = f"clip:{ARCH}", text_weights, cond_dim
+    return cfg
+
+
+def test_a_config_naming_clip_gets_it_from_the_model_folder(saved):
+    path, reference = saved
+    _check(text_encoder(_clip_config(path.name), folder=path.parent), reference)
+
+
+def test_a_clip_narrower_than_the_dit_is_refused(saved):
+    path, _ = saved
+    with pytest.raises(KilnError, match="32-wide tokens but the model's DiT reads 384"):
+        text_encoder(_clip_config(str(path), cond_dim=384))
+
+
+def test_an_unknown_text_encoder_is_refused():
+    cfg = REGISTRY["tiny"]()
+    cfg.cond.text = "t5"
+    with pytest.raises(KilnError, match="text encoder 't5'.*'minilm' or 'clip:<arch>'"):
+        text_encoder(cfg)

@@ -76,6 +76,7 @@ def test_a_users_contact_sheet_is_refused_before_the_model_loads(
 def test_a_prompt_without_a_surface_is_skipped_and_the_rest_come_out(
         tiny_model_dir, tmp_path, monkeypatch):
     from engine import prompt_list
+    from engine.generate import request
     from engine.pipeline import Pipeline, no_surface
     args = build_parser("generate").parse_args(
         ["generate", "--prompts", "x", "--steps", "2", "--resolution", "32", "--texture",
@@ -90,7 +91,7 @@ def test_a_prompt_without_a_surface_is_skipped_and_the_rest_come_out(
         return real(params, progress)
 
     monkeypatch.setattr(pipe, "generate", generate)
-    made, skipped, tiles = prompt_list.run(pipe, prompt_list.plan(args, items),
+    made, skipped, tiles = prompt_list.run(pipe, prompt_list.plan(args, items, request),
                                            prompt_list.ListBar(3, io.StringIO()))
     assert [m["line"] for m in made] == [1, 3] and len(tiles) == 2
     assert skipped[0]["line"] == 2 and "Line 2: no surface came out" in skipped[0]["message"]

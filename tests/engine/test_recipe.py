@@ -77,8 +77,8 @@ def test_thin_parts_get_their_share_of_points():
     surface bank spreads points by area, so its stem gets points."""
     lamp = make_asset(10)
     assert lamp.category == "lamp"
-    from engine.data.dataset import surface_points
-    bank = surface_points(lamp.sdf, 4096, torch.Generator().manual_seed(0))
+    from engine.geometry.surface import level_set_points
+    bank = level_set_points(lamp.sdf, 4096, torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
     pts = draw_points(bank, PointDraw(count=4000, near_frac=0.5), gen)
     uniform = torch.rand(4000, 3, generator=gen) * 2 - 1

@@ -254,7 +254,7 @@ def test_cli_restyles_and_refuses_with_sentences(venv_python, repo_root, tiny_mo
 
 def test_the_clis_up_axes_are_the_mesh_loaders():
     import argparse
-    from engine.data.meshes import UP_ROTATIONS
+    from engine.config import UP_ROTATIONS
     from engine.restyle_cli import add_arguments
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.client import EngineClient, find_engine_python
+from engine.client import EngineClient
 from engine.errors import (BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, BUSY, ENGINE_CRASHED,
                            ENGINE_MISSING, MODEL_NOT_FOUND, KilnError)
 
@@ -318,15 +318,6 @@ def test_a_missing_python_is_an_error_event_not_an_exception(folder):
     assert "preferences" in error["message"] and client.state == "crashed"
     job = client.generate(prompt="a chair")
     assert client.wait(job, timeout=TIMEOUT)["code"] == ENGINE_MISSING
-
-
-def test_find_engine_python_picks_one_with_torch(venv_python, tmp_path):
-    fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\nexit 1\n")
-    fake.chmod(0o755)
-    assert find_engine_python([str(fake), "", str(tmp_path / "nope"), venv_python]) \
-        == venv_python
-    assert find_engine_python([str(fake)]) is None
 
 
 # ---------------------------------------------------------------- in-process reader

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.geometry.benchmarks import smooth_rgb, torus_sdf
+from engine.bench.shapes import smooth_rgb, torus_sdf
 from engine.geometry.extract import extract_surface
 from engine.geometry.mesh_ops import clean
 from engine.geometry.texture import (_atlas, _initial_charts, bake_texture, rasterize,

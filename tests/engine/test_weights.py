@@ -7,7 +7,7 @@ from engine.config import ModelConfig
 from engine.errors import KilnError
 from engine.io import weights
 from engine.models import build_model
-from engine.testing import random_model
+from random_model import random_model
 
 
 def test_safetensors_round_trip_rebuilds_identical_model(tmp_path):

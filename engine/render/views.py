@@ -31,7 +31,7 @@ def camera_draws(key: int, n_views: int) -> tuple[list[float], float]:
 
 def asset_cameras(key: int, n_views: int = 4) -> torch.Tensor:
     """The training cameras of asset `key` -> c2w (n, 4, 4)."""
-    from ..render.cameras import orbit_cameras
+    from .cameras import orbit_cameras
     elevations, start = camera_draws(key, n_views)
     return orbit_cameras(n_views, elevation_deg=elevations, azimuth_deg=start, fov_deg=FOV_DEG)
 
@@ -39,8 +39,8 @@ def asset_cameras(key: int, n_views: int = 4) -> torch.Tensor:
 def encoder_views(out: dict) -> dict:
     """A render dict of engine.render.tracer (V, H, W, ...) -> the asset's view tensors
     (channels first): views (V, 10, H, W), albedo (V, 3, H, W)."""
-    from ..render.cameras import plucker
-    from ..render.tracer import shade
+    from .cameras import plucker
+    from .tracer import shade
     origins, dirs = out["rays"]                                              # (V, H, W, 3)
     shaded = shade(out["rgb"], out["normal"], out["alpha"], dirs)
     views = torch.cat([shaded, out["alpha"][..., None], plucker(origins, dirs)], -1)
@@ -50,7 +50,7 @@ def encoder_views(out: dict) -> dict:
 
 def field_views(sdf_fn, rgb_fn, c2w_vx4x4: torch.Tensor, res: int) -> tuple[dict, dict]:
     """Sphere-traced views of an SDF field -> (view tensors, raw render dict)."""
-    from ..render.tracer import render
+    from .tracer import render
     out = render(sdf_fn, rgb_fn, c2w_vx4x4, FOV_DEG, res)
     return dict(encoder_views(out), c2w=c2w_vx4x4), out
 
@@ -59,7 +59,7 @@ def mesh_views(vertices_vx3, faces_fx3, color_fn, c2w_vx4x4: torch.Tensor,
                res: int) -> tuple[dict, dict]:
     """Ray-cast views of a triangle mesh (color_fn(face_k, bary_kx3) -> rgb) -> (view
     tensors, raw render dict)."""
-    from ..render.tracer import render_mesh
+    from .tracer import render_mesh
     out = render_mesh(torch.as_tensor(vertices_vx3), torch.as_tensor(faces_fx3), c2w_vx4x4,
                       FOV_DEG, res, color_fn=color_fn)
     out.pop("face", None)

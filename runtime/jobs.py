@@ -1,12 +1,14 @@
-"""Turn the panel's settings into engine requests (`session.Job`).
+"""Turn the panel's settings into engine requests (`session.Job`): one press of
+Generate (a seed each), a prompt list (a grid) and a morph (a row of in-betweens).
 
-Every request is checked with engine/protocol.validate_generate before it leaves, so
-bad input is refused in Blender with the engine's own sentence.
+Every request is checked with engine/protocol's validators before it leaves, so bad
+input is refused in Blender with the engine's own sentence.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import random
 import re
@@ -15,12 +17,13 @@ from types import SimpleNamespace
 
 import bpy
 
-from .. import preferences as prefs_mod
 from ..engine import protocol
 from ..engine.errors import KilnError
-from ..props import SEED_MAX
-from .session import Job, JobItem, UserError
+from . import importer, paths
+from .paths import UserError
+from .session import Job, JobItem
 
+SEED_MAX = 2**31 - 1           # the Scene's seed is a Blender int property (32-bit)
 _counter = itertools.count(1)
 # _save_rgba's name of a prepared picture: a time stamp, then the image's name (which
 # may end in its file's extension, e.g. "front.png" -> "front_png")
@@ -32,9 +35,11 @@ def random_seed() -> int:
 
 
 def slug(text: str, fallback: str = "kiln") -> str:
+    """An object-name piece: the first three words that are not articles, through
+    protocol.slug ("A red chair!" -> "red_chair")."""
     words = re.findall(r"[A-Za-z0-9]+", text.lower())
     words = [w for w in words if w not in {"a", "an", "the", "of"}] or words
-    return "_".join(words[:3])[:24] or fallback
+    return protocol.slug(" ".join(words[:3]), fallback, limit=24, sep="_")
 
 
 def base_params(props, out_dir: str, mode: str | None = None) -> dict:
@@ -55,6 +60,8 @@ def base_params(props, out_dir: str, mode: str | None = None) -> dict:
         params.pop("guidance")                     # no condition to guide towards
     if mode in protocol.REFINE_MODES and props.refine_steps:
         params["refine_steps"] = props.refine_steps
+    if getattr(props, "output_format", 'GLB') == 'SPLAT':
+        params["format"] = "splat"                  # a .ply of Gaussian splats
     for name, value in (("resolution", props.resolution), ("texture", int(props.texture)),
                         ("sampler", _chosen(props.sampler)),
                         ("extractor", _chosen(props.extractor))):
@@ -95,7 +102,9 @@ def request(params: dict, seed: int, out_dir: str) -> dict:
     """One full request: the shared fields + seed + out path, validated."""
     full = dict(params, seed=int(seed))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    full["out"] = os.path.join(out_dir, f"{stamp}-{next(_counter):03d}_{object_name(full)}.glb")
+    suffix = protocol.FORMAT_SUFFIXES.get(full.get("format") or "glb", ".glb")
+    full["out"] = os.path.join(out_dir, f"{stamp}-{next(_counter):03d}_{object_name(full)}"
+                               f"{suffix}")
     try:
         protocol.validate_generate(dict(full, type="generate"))
     except KilnError as exc:
@@ -116,7 +125,7 @@ def make_job(context, seeds, title: str, spacing: float | None = None,
              mode: str | None = None) -> Job:
     """One request per seed; several seeds are laid out in a row along +X."""
     props = context.scene.kiln
-    out_dir = prefs_mod.output_dir(prefs_mod.get_prefs(context))
+    out_dir = paths.output_dir(paths.get_prefs(context))
     shared = base_params(props, out_dir, mode)
     cursor = context.scene.cursor.location
     step = spacing if spacing is not None else props.target_size * 1.25
@@ -131,7 +140,85 @@ def make_job(context, seeds, title: str, spacing: float | None = None,
 def import_options(context) -> dict:
     props = context.scene.kiln
     return {"target_size": props.target_size, "smooth": props.smooth,
-            "model": prefs_mod.model_spec(prefs_mod.get_prefs(context))}
+            "model": paths.model_spec(paths.get_prefs(context))}
+
+
+# ---------------------------------------------------------------- prompt lists
+def list_text(props) -> str:
+    """The prompt list's text from the chosen text block or file; UserError naming the fix."""
+    if props.list_source == 'TEXT':
+        if props.list_text is None:
+            raise UserError("Pick a text block as the prompt list (one prompt a line), or "
+                            "choose File.")
+        return props.list_text.as_string()
+    path = bpy.path.abspath(props.list_path.strip()) if props.list_path.strip() else ""
+    if not path:
+        raise UserError("Pick a prompt list file (one prompt a line), or choose Text Block.")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise UserError(f"Kiln cannot read the prompt list {path} "
+                        f"({exc.strerror or type(exc).__name__}): pick another file.") from None
+
+
+def grid_location(cursor, index: int, count: int, step: float) -> tuple:
+    """Row by row from the 3D cursor: +X along a row, rows towards -Y."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    row, column = divmod(index, columns)
+    return (cursor.x + column * step, cursor.y - row * step, cursor.z)
+
+
+def list_job(context, items: list[dict]) -> Job:
+    """One text request per parsed line (engine/protocol.parse_prompt_list), in a grid;
+    a line the engine cannot make is skipped when its turn comes (keep_going)."""
+    props = context.scene.kiln
+    out_dir = paths.output_dir(paths.get_prefs(context))
+    shared = base_params(props, out_dir, mode="text")
+    step = props.target_size * 1.25
+    job_items = []
+    for i, item in enumerate(items):
+        params = request(dict(shared, prompt=item["prompt"]), item["seed"], out_dir)
+        job_items.append(JobItem(params=params, name=object_name(params),
+                                 location=grid_location(context.scene.cursor.location, i,
+                                                        len(items), step)))
+    return Job(items=job_items, options=import_options(context), title="Prompt list",
+               keep_going=True)
+
+
+# ---------------------------------------------------------------- morph
+def sidecar_of(obj) -> str:
+    """The sidecar of the result `obj` came from; UserError when it is gone."""
+    glb = str(obj.get(importer.PROP_PREFIX + "glb", ""))
+    sidecar = glb[:-4] + ".json" if glb.endswith(".glb") else ""
+    if not sidecar or not os.path.isfile(sidecar):
+        raise UserError(f"Kiln cannot morph {obj.name}: the result files it came from "
+                        f"({glb or 'none recorded'}) are gone. Generate it again first.")
+    return sidecar
+
+
+def morph_job(context, first, second) -> Job:
+    """One morph request per fraction, each landing at its fraction of the way from
+    `first` to `second` (engine/morph.py re-makes both latents from their sidecars)."""
+    props = context.scene.kiln
+    out_dir = paths.output_dir(paths.get_prefs(context))
+    a, b = sidecar_of(first), sidecar_of(second)
+    names = f"{slug(first.get('kiln_prompt', ''), 'a')}_" \
+            f"{slug(second.get('kiln_prompt', ''), 'b')}"
+    start, end = first.location.copy(), second.location.copy()
+    items = []
+    for f in protocol.morph_fractions(props.morph_steps):
+        name = f"morph_{f:.2f}_{names}"[:60]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        params = {"a": a, "b": b, "fraction": f, "path": props.morph_path.lower(),
+                  "out": os.path.join(out_dir, f"{stamp}_{name}.glb")}
+        try:
+            protocol.validate_morph(dict(params, type=protocol.MORPH))
+        except KilnError as exc:
+            raise UserError(exc.message) from None
+        items.append(JobItem(params=params, name=name, kind="morph",
+                             location=tuple(start.lerp(end, f))))
+    return Job(items=items, options=import_options(context), title="Morph")
 
 
 # ---------------------------------------------------------------- pictures

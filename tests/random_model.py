@@ -1,4 +1,4 @@
-"""Small random models saved like real ones, for tests and smoke runs (no training)."""
+"""Test fixture: small random models saved like real ones (no training)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from .config import REGISTRY
-from .io.weights import save_state_dict
-from .models import build_model
+from engine.config import REGISTRY
+from engine.io.weights import save_state_dict
+from engine.models import build_model
 
 
 def random_model(size: str = "tiny", seed: int = 0, bumpy: float = 0.05):

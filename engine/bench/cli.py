@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
 
 def cold_start(model: str, device: str) -> float:
     """Seconds from process spawn to the `ready` message."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]            # the folder that holds engine/
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--model", model,
                              "--device", device], cwd=root, stdin=subprocess.PIPE,
@@ -87,7 +87,7 @@ def peak_memory_mb(device) -> dict:
 
 def run(args) -> dict:
     import torch
-    from .pipeline import Pipeline
+    from ..pipeline import Pipeline
     report = {"device": None, "threads": torch.get_num_threads(), "machine": platform.machine(),
               "cpu_count": os.cpu_count(), "model": args.model, "repeats": args.repeats}
     if not args.skip_cold:
@@ -107,12 +107,12 @@ def run(args) -> dict:
 
 
 def geometry_figures() -> dict:
-    from .geometry.benchmarks import bench_extract, bench_texture
+    from .geometry import bench_extract, bench_texture
     figures = {"extract_torus_s": bench_extract(), "texture_20k_1024_s": bench_texture()}
     try:
-        from .geometry.bench_flexicubes import bench_flexicubes
+        from .flexicubes import bench_flexicubes
         figures["flexicubes"] = bench_flexicubes()
-    except ImportError:
+    except ImportError:                    # the PyMCubes baseline is not installed
         pass
     return figures
 

@@ -1,4 +1,4 @@
-"""Bring an engine result (GLB) into the scene.
+"""Bring an engine result (a GLB, or a Gaussian-splat .ply: splats.py) into the scene.
 
 Blender's glTF importer reads the file; it is the one place where glTF's Y-up becomes
 Blender's Z-up (the engine wrote Z-up object space through engine/io/glb.py, so the
@@ -16,6 +16,8 @@ import os
 import bpy
 from mathutils import Matrix, Vector
 
+from . import splats
+
 COLLECTION = "Kiln"
 PROP_PREFIX = "kiln_"
 
@@ -26,9 +28,13 @@ def import_result(context, glb_path: str, *, name: str, location, target_size: f
     if not os.path.isfile(glb_path):
         raise FileNotFoundError(f"the engine's result {glb_path} is missing")
     old = bpy.data.objects.get(replace) if replace else None
-    obj = _read_glb(context, glb_path, smooth)
-    _bake_pose(obj)
-    _fit(obj.data, target_size)
+    if splats.is_splat_file(glb_path):        # a Gaussian-splat .ply: a point cloud
+        obj = splats.read_splats(context, glb_path)
+        splats.rescale(obj.data, _fit(obj.data, target_size))
+    else:
+        obj = _read_glb(context, glb_path, smooth)
+        _bake_pose(obj)
+        _fit(obj.data, target_size)
     _shade(obj.data, smooth)
     obj.name = obj.data.name = name
     _place(obj, location, old)
@@ -75,14 +81,16 @@ def _bake_pose(obj) -> None:
     obj.matrix_basis = Matrix.Identity(4)
 
 
-def _fit(mesh, target_size: float) -> None:
-    """Scale so the largest side is `target_size`; origin at the base centre."""
+def _fit(mesh, target_size: float) -> float:
+    """Scale so the largest side is `target_size`; origin at the base centre. Returns
+    the scale."""
     lo, hi = _bounds(mesh)
     extent = max(hi - lo for lo, hi in zip(lo, hi))
     scale = target_size / extent if extent > 0 else 1.0
     base = Vector(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]))
     mesh.transform(Matrix.Scale(scale, 4) @ Matrix.Translation(-base))
     mesh.update()
+    return scale
 
 
 def _bounds(mesh):

@@ -8,6 +8,8 @@ polls the engine without blocking and imports each result on the main thread.
   a tick only drains the client's event queue (and imports a finished result).
 - Background Blender (`bpy.app.background`): the operator calls `run_until_done()`,
   which runs the same ticks in a loop, so tests and batch scripts share the code path.
+
+Tests switch the timer path on (and slow the engine down) through testing.TESTING only.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from .. import preferences as prefs_mod
 from ..engine import client as engine_client
 from ..engine.errors import KilnError
+from . import discovery, history, importer, paths
+from .paths import UserError
+from .testing import TESTING
+from .ui import main_context, push_undo, tag_redraw
 
 log = logging.getLogger("kiln")
 
 POLL_INTERVAL = 0.1          # seconds between timer ticks while something runs
-FORCE_TIMER = False          # tests: use the timer path even in background mode
-EXTRA_ARGS: list = []        # extra `engine serve` arguments (tests: --test-step-delay)
 
 # Share of one job's progress bar per engine stage, in the engine's order (sample and
 # refine move step by step; a mode skips what it does not run: views mode has no
@@ -37,9 +40,6 @@ EXTRA_ARGS: list = []        # extra `engine serve` arguments (tests: --test-ste
 STAGE_WEIGHTS = (("load", 0.0), ("condition", 0.05), ("sample", 0.45), ("encode", 0.05),
                  ("refine", 0.2), ("decode", 0.05), ("extract", 0.1), ("texture", 0.05),
                  ("export", 0.05))
-
-
-UserError = prefs_mod.UserError       # a problem the artist can fix; the message says how
 
 
 # ---------------------------------------------------------------- jobs
@@ -103,6 +103,7 @@ class Session:
         self.last_error = ""
         self.message = ""
         self.interactive = False
+        self.starting = False         # Restart: start the engine once its Python is found
 
     # -- state for the UI
     @property
@@ -111,7 +112,9 @@ class Session:
 
     @property
     def state(self) -> str:
-        return self.client.state if self.client else "stopped"
+        if self.client is None:
+            return "starting" if self.starting else "stopped"
+        return self.client.state
 
     def state_text(self) -> str:
         state, info = self.state, (self.client.info if self.client else None) or {}
@@ -125,21 +128,25 @@ class Session:
     # -- engine
     def ensure_client(self, context) -> engine_client.EngineClient:
         """The client for the current preferences, started (non-blocking)."""
-        prefs = prefs_mod.get_prefs(context)
-        python, why = prefs_mod.find_engine_python(prefs)
-        if python is None:
-            raise UserError(why)
-        model = prefs_mod.model_spec(prefs)
-        online = prefs is not None and prefs.model_source == 'HUB' and prefs_mod.allow_online()
-        extra = (["--allow-online"] if online else []) + [str(a) for a in EXTRA_ARGS]
+        prefs = paths.get_prefs(context)
+        found = paths.engine_python(prefs)
+        if found.state == discovery.SEARCHING:
+            raise UserError("Kiln is still looking for a Python with torch to run the "
+                            "engine: try again in a moment (the Engine panel shows it).")
+        if not found.found:
+            raise UserError(found.message)
+        python = found.python
+        model = paths.model_spec(prefs)
+        online = prefs is not None and prefs.model_source == 'HUB' and paths.allow_online()
+        extra = (["--allow-online"] if online else []) + TESTING.engine_args()
         device = prefs.device.lower() if prefs else "auto"
-        key = (python, model, device, prefs_mod.output_dir(prefs), tuple(extra))
+        key = (python, model, device, paths.output_dir(prefs), tuple(extra))
         if self.client is not None and key != self.key:
             self.stop_engine()
         if self.client is None:
             self.client = engine_client.EngineClient(
-                python=python, engine_root=prefs_mod.ADDON_DIR, model=model, device=device,
-                out_dir=key[3], log_path=prefs_mod.log_path(), extra_args=extra)
+                python=python, engine_root=paths.ADDON_DIR, model=model, device=device,
+                out_dir=key[3], log_path=paths.log_path(), extra_args=extra)
             self.key = key
         if self.client.state in ("stopped", "crashed"):
             log.info("starting the engine: %s", " ".join(self.client.command()))
@@ -147,10 +154,24 @@ class Session:
         return self.client
 
     def restart_engine(self, context) -> None:
+        """Stop the engine, look for its Python again, start it once that is found (at
+        once in background Blender, from the timer otherwise: the UI never waits)."""
         self.abort()
         self.stop_engine()
-        self.ensure_client(context)
-        self._schedule()
+        paths.forget_checks()
+        self.starting = True
+        try:
+            self._start_when_found(context)
+        finally:
+            self._schedule()
+
+    def _start_when_found(self, context=None) -> None:
+        """Restart's second half: nothing while the search runs; then start the engine,
+        or UserError saying why it cannot be."""
+        if paths.engine_python(paths.get_prefs(context)).state == discovery.SEARCHING:
+            return
+        self.starting = False
+        self.ensure_client(context or bpy.context)
 
     def stop_engine(self, timeout: float = 5.0) -> None:
         client, self.client, self.key = self.client, None, None
@@ -223,6 +244,14 @@ class Session:
     # -- polling
     def tick(self) -> float | None:
         """Handle every engine event since the last tick; never blocks."""
+        if self.starting:
+            try:
+                self._start_when_found()
+            except UserError as exc:
+                self.starting, self.last_error = False, str(exc)
+                tag_redraw()
+            if self.starting:
+                return POLL_INTERVAL
         client = self.client
         if client is None:
             if self.job is not None:
@@ -270,7 +299,7 @@ class Session:
             return
         except Exception as exc:      # the importer's own errors: report, keep going
             log.error("import failed:\n%s", traceback.format_exc())
-            what = event.get("glb") or event.get("texture")
+            what = event.get("glb") or event.get("texture") or event.get("ply")
             self._finish(error=f"Could not import {what}: {exc}")
             return
         job.imported.append(obj.name)
@@ -310,9 +339,8 @@ class Session:
         else:
             self.message = job.done_text.format(count=len(job.imported), seconds=seconds,
                                                 names=", ".join(job.imported))
-        from . import history
         history.forget()
-        prefs = prefs_mod.get_prefs()
+        prefs = paths.get_prefs()
         if prefs is not None and not prefs.keep_warm:
             self._retire_engine()
         tag_redraw()
@@ -324,6 +352,7 @@ class Session:
 
     def shutdown(self) -> None:
         """Unregister / Blender exit: cancel, stop the engine, stop the timer."""
+        self.starting = False
         self.abort()
         self.stop_engine(timeout=3)
         if bpy.app.timers.is_registered(timer_tick):
@@ -334,7 +363,7 @@ SESSION = Session()
 
 
 def synchronous() -> bool:
-    return bool(bpy.app.background) and not FORCE_TIMER
+    return bool(bpy.app.background) and not TESTING.force_timer
 
 
 def timer_tick():
@@ -349,11 +378,11 @@ def timer_tick():
 
 # ---------------------------------------------------------------- Blender helpers
 def _import(item: JobItem, event: dict, options: dict):
-    from . import importer
     meta = dict(event.get("meta") or {})
     with main_context():
         return importer.import_result(
-            bpy.context, event["glb"], name=item.name, location=item.location,
+            bpy.context, event.get("glb") or event["ply"], name=item.name,
+            location=item.location,
             target_size=options["target_size"], smooth=options["smooth"],
             meta=meta, settings=dict(params=item.params, **options),
             replace=item.replace)
@@ -362,35 +391,6 @@ def _import(item: JobItem, event: dict, options: dict):
 def _apply(item: JobItem, event: dict):
     with main_context():
         return item.apply(bpy.context, event)
-
-
-def main_context():
-    """A context with a window, for code run from a timer (where there is none)."""
-    import contextlib
-    context = bpy.context
-    wm = context.window_manager
-    if context.window is None and wm is not None and wm.windows:
-        window = wm.windows[0]
-        return context.temp_override(window=window, screen=window.screen)
-    return contextlib.nullcontext()
-
-
-def push_undo(message: str) -> None:
-    try:
-        with main_context():
-            bpy.ops.ed.undo_push(message=message)
-    except (RuntimeError, AttributeError) as exc:
-        log.warning("no undo step for %s: %s", message, exc)
-
-
-def tag_redraw() -> None:
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type in {'VIEW_3D', 'PREFERENCES'}:
-                area.tag_redraw()
 
 
 # ---------------------------------------------------------------- lifetime
