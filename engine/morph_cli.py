@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import protocol
-from .errors import BAD_REQUEST, KilnError
 from .io import outputs
 
 STRIP_NAME = "morph-strip.png"
@@ -37,14 +36,8 @@ def add_arguments(p) -> None:
 
 def requests(args) -> list[dict]:
     """One checked morph request per in-between; their outputs checked too."""
-    if args.out.lower().endswith(".glb"):
-        raise KilnError(BAD_REQUEST, f"morph writes one GLB per in-between into a folder, "
-                        f"and --out {args.out} names a file: give a folder, e.g. --out morph/.")
-    folder = Path(args.out).expanduser().resolve()
-    strip = folder / STRIP_NAME
-    if strip.exists() and not outputs.is_kiln_png(strip):
-        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {strip}: that picture was "
-                        f"not written by Kiln; {outputs.FIX}.")
+    folder = outputs.check_out_folder(args.out, STRIP_NAME,
+                                      "morph writes one GLB per in-between", "morph/")
     planned = []
     for i, f in enumerate(protocol.morph_fractions(args.steps)):
         out = folder / f"{i + 1:02d}-morph-{f:.2f}.glb"

@@ -84,14 +84,8 @@ def plan(args, items: list[dict], request) -> list[tuple[dict, dict]]:
     """(item, checked generate request) per item; every output checked before any work.
     request(flags) -> a generate request: generate.request, which passes itself in (so
     this module does not import the one that dispatches to it)."""
-    if args.out.lower().endswith(".glb"):
-        raise KilnError(BAD_REQUEST, f"--prompts writes one GLB per prompt into a folder, "
-                        f"and --out {args.out} names a file: give a folder, e.g. --out chairs/.")
-    folder = Path(args.out).expanduser().resolve()
-    sheet = folder / SHEET_NAME
-    if sheet.exists() and not outputs.is_kiln_png(sheet):
-        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sheet}: that picture was "
-                        f"not written by Kiln; {outputs.FIX}.")
+    folder = outputs.check_out_folder(args.out, SHEET_NAME,
+                                      "--prompts writes one GLB per prompt", "chairs/")
     planned = []
     for i, item in enumerate(items):
         out = folder / out_name(i, len(items), item)

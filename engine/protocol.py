@@ -342,20 +342,27 @@ def validate_generate(msg: dict) -> dict:
     return out
 
 
+def _known_fields(msg: dict, known: frozenset, kind: str, text_fields) -> dict:
+    """A request's id and optional text fields, once every field is `known`; KilnError
+    naming the first unknown field of the `kind` request."""
+    unknown = sorted(set(msg) - known)
+    if unknown:
+        raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the {kind} request: "
+                        "remove it or check the spelling (known: "
+                        f"{_names(known - {'type'})}).")
+    out = {"id": _job_id(msg.get("id"))}
+    for name in text_fields:
+        out[name] = _optional_text(msg, name)
+    return out
+
+
 def validate_restyle(msg: dict) -> dict:
     """Check and normalise a restyle request; raise KilnError naming field and fix.
 
     Returns a new dict with "id", "mesh" (absolute path), "prompt", "sampler", "model"
     and "out" (a .png path, or None), "strength" (DEFAULT_STRENGTH when absent) and each
     other number field present (absent ones take the model's defaults)."""
-    unknown = sorted(set(msg) - RESTYLE_FIELDS)
-    if unknown:
-        raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the restyle request: "
-                        "remove it or check the spelling (known: "
-                        f"{_names(RESTYLE_FIELDS - {'type'})}).")
-    out = {"id": _job_id(msg.get("id"))}
-    for name in RESTYLE_TEXT_FIELDS[1:]:
-        out[name] = _optional_text(msg, name)
+    out = _known_fields(msg, RESTYLE_FIELDS, "restyle", RESTYLE_TEXT_FIELDS[1:])
     out["mesh"] = _mesh_path(out["mesh"])
     out["prompt"] = check_prompt(out["prompt"])
     if out["sampler"] is not None:
@@ -374,14 +381,7 @@ def validate_morph(msg: dict) -> dict:
     KilnError naming field and fix. Returns a new dict with "id", "a" and "b" (absolute
     paths of the two results' sidecars, NAME.json), "fraction" (0-1), "path" (MORPH_PATHS,
     "latent" when absent), "model" and "out" (a .glb path, or None)."""
-    unknown = sorted(set(msg) - MORPH_FIELDS)
-    if unknown:
-        raise KilnError(BAD_REQUEST, f"Unknown field {unknown[0]!r} in the morph request: "
-                        "remove it or check the spelling (known: "
-                        f"{_names(MORPH_FIELDS - {'type'})}).")
-    out = {"id": _job_id(msg.get("id"))}
-    for name in MORPH_TEXT_FIELDS[1:]:
-        out[name] = _optional_text(msg, name)
+    out = _known_fields(msg, MORPH_FIELDS, "morph", MORPH_TEXT_FIELDS[1:])
     for name, which in (("a", "first"), ("b", "second")):
         out[name] = _sidecar_path(out[name], name, which)
     out["path"] = _choice("path", out["path"] or MORPH_PATHS[0], MORPH_PATHS)

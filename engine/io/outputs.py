@@ -217,6 +217,21 @@ def write_result(out_glb: Path, glb_data: bytes, meta: dict,
     return out_glb, sidecar
 
 
+def check_out_folder(out: str, sheet_name: str, what: str, example: str) -> Path:
+    """The folder a many-result command writes into (--out), resolved, once it is not a
+    .glb path and its overview picture `sheet_name` is not someone else's; KilnError
+    naming the fix. `what`: "morph writes one GLB per in-between"."""
+    if out.lower().endswith(".glb"):
+        raise KilnError(BAD_REQUEST, f"{what} into a folder, and --out {out} names a file: "
+                        f"give a folder, e.g. --out {example}.")
+    folder = Path(out).expanduser().resolve()
+    sheet = folder / sheet_name
+    if sheet.exists() and not is_kiln_png(sheet):
+        raise KilnError(BAD_REQUEST, f"Kiln will not overwrite {sheet}: that picture was "
+                        f"not written by Kiln; {FIX}.")
+    return folder
+
+
 def is_kiln_png(path: Path) -> bool:
     """A plain file (not a link) carrying the PNG text chunk of Kiln's pictures."""
     path = Path(path)
