@@ -50,6 +50,8 @@ class VAEConfig:
     proj_res: int = 16            # projection encoder: tri-plane cells per side before pooling
     proj_depth: int = 8           # projection encoder: 3D samples along each cell's column
     proj_channels: int = 28       # projection encoder: feature channels read per view
+    proj_global: bool = False     # projection encoder: a pooled code of the whole object and a
+                                  # learned position added to every cell (starts at zero)
     latent_channels: int = 8      # c of z (3, c, h, w)
     latent_size: int = 8          # h = w = image_size / 8
     dec_width: int = 192

@@ -37,20 +37,18 @@ class MiniLMText(nn.Module):
 
     def __init__(self, max_tokens: int = 32, path: Path | None = None):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-        path = str(path or minilm_dir())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.model.requires_grad_(False)
+        from .minilm import MiniLMTokenizer, load_minilm   # no transformers: cold start
+        folder = path or minilm_dir()
+        self.tokenizer = MiniLMTokenizer(folder, max_tokens)
+        self.model = load_minilm(folder)
         self.max_tokens = max_tokens
 
     @torch.no_grad()
     def forward(self, prompts: list[str]):
-        batch = self.tokenizer(prompts, padding=True, truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt")
-        batch = {k: v.to(self.model.device) for k, v in batch.items()}
-        states = self.model(**batch).last_hidden_state                      # (B, L, 384)
-        mask = batch["attention_mask"].bool()                                # (B, L)
+        device = self.model.words.weight.device
+        ids, mask = (t.to(device) for t in self.tokenizer(prompts))
+        states = self.model(ids, mask)                                       # (B, L, 384)
+        mask = mask.bool()                                                   # (B, L)
         pooled = torch.nn.functional.normalize(mean_token(states, mask)[:, 0], dim=-1)
         return states, mask, pooled
 

@@ -184,6 +184,12 @@ class ProjectionEncoder(nn.Module):
         self.down = nn.Sequential(*stages, nn.Conv2d(width, width, 3, padding=1), nn.SiLU())
         self.to_moments = nn.Conv2d(width, 2 * cfg.latent_channels, 1)
         nn.init.constant_(self.to_moments.bias[cfg.latent_channels:], -8.0)
+        if cfg.proj_global:   # cells whose column sees only background still learn the object
+            W, r = cfg.enc_width, cfg.proj_res
+            self.globe = nn.Sequential(nn.Linear(W, W), nn.SiLU(), nn.Linear(W, W))
+            nn.init.zeros_(self.globe[2].weight)
+            nn.init.zeros_(self.globe[2].bias)
+            self.cell_pos = nn.Parameter(torch.zeros(3, W, r, r))
 
     def lift(self, views):
         """views (B, V, C_in, H, W) -> per-cell features (B, 3, D, r, r)."""
@@ -208,7 +214,10 @@ class ProjectionEncoder(nn.Module):
     def forward(self, views):
         # views (B, V, C_in, H, W) -> mean, logvar (B, 3, c, h, w)
         B = views.shape[0]
-        col = self.lift(views)
+        col = self.lift(views)                                               # (B, 3, W, r, r)
+        if self.cfg.proj_global:
+            code = self.globe(col.mean(dim=(1, 3, 4)))                       # (B, W)
+            col = col + code[:, None, :, None, None] + self.cell_pos
         x = self.down(col.flatten(0, 1))                                     # (3B, W, h, w)
         moments = self.to_moments(x).view(B, 3, -1, *x.shape[-2:])
         mean, logvar = moments.chunk(2, dim=2)

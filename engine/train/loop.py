@@ -31,15 +31,25 @@ def _load_model(a: TrainArgs):
     cfg = ModelConfig.load(Path(a.init) / "config.json") if a.init else REGISTRY[a.size]()
     if a.flexi:                       # a model without the head gets a neutral one
         cfg.vae.flexi, cfg.vae.flexi_res = True, a.flexi_res
+    if a.encoder_global:              # ... and an encoder without the global path too
+        if cfg.vae.encoder != "projection":
+            raise ValueError("--encoder-global is a part of the projection encoder; this "
+                             f"model's encoder is {cfg.vae.encoder!r}.")
+        cfg.vae.proj_global = True
     model = build_model(cfg)
     if a.init:
         state = {k: v.float() for k, v in load_state_dict(a.init).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
-        new_head = [k for k in missing if k.startswith("vae.field.flexi_mlp.")]
+        new_head = [k for k in missing if k.startswith(NEUTRAL_PARTS)]
         if unexpected or len(new_head) != len(missing):
             raise RuntimeError(f"{a.init} does not fit its config: missing "
                                f"{sorted(set(missing) - set(new_head))}, unexpected {unexpected}")
     return cfg, model
+
+
+# parts that start neutral (no effect) when a config adds them to a trained model: the
+# FlexiCubes head, the projection encoder's global path (VAEConfig.proj_global)
+NEUTRAL_PARTS = ("vae.field.flexi_mlp.", "vae.encoder.globe.", "vae.encoder.cell_pos")
 
 
 class StageLoss(torch.nn.Module):

@@ -60,6 +60,9 @@ class TrainArgs:
                                 "table (default --init)", {"type": Path})
     freeze_table: bool = option(False, "fit: keep the latent table fixed (decoder fine-tuning "
                                 "after the DiT)", {})
+    encoder_global: bool = option(False, "encoder: add the projection encoder's global path "
+                                  "(a pooled code of the object and a position in every cell; "
+                                  "starts neutral, so a trained encoder continues)", {})
     encoder_target: str = option("table", "encoder: regress the fit table (latent MSE), learn "
                                  "through the frozen decoder on 3D samples (needs "
                                  "--fresh-points), or both",

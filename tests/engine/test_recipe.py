@@ -143,6 +143,42 @@ def small_model_dir(folder):
     return folder
 
 
+def projection_model_dir(folder):
+    """small_model_dir's model with a projection encoder (tiny's latent: 4 x 4 x 4)."""
+    import dataclasses
+    from engine.config import ModelConfig
+    from engine.io.weights import save_state_dict
+    from engine.models import build_model
+    small = ModelConfig.load(small_model_dir(folder / "small") / "config.json")
+    small.vae = dataclasses.replace(small.vae, encoder="projection", enc_channels=(8, 16),
+                                    proj_res=8, proj_depth=4, proj_channels=8)
+    torch.manual_seed(0)
+    save_state_dict(folder, build_model(small).state_dict(), small.to_dict())
+    return folder
+
+
+def _projection_cfg(**kw) -> VAEConfig:
+    return VAEConfig(encoder="projection", image_size=32, enc_channels=(8, 16), proj_res=8,
+                     proj_depth=4, proj_channels=8, enc_width=16, latent_channels=4, **kw)
+
+
+def test_the_encoders_global_path_starts_neutral_and_reaches_every_cell(store_dir):
+    """proj_global: added to a trained projection encoder it changes nothing until trained;
+    once its weights are not zero, every cell of both objects' latents moves."""
+    views = Store.load(store_dir).tensors["views"][[0, 2]].float()          # chair, mug
+    torch.manual_seed(0)
+    local = ProjectionEncoder(_projection_cfg())
+    both = ProjectionEncoder(_projection_cfg(proj_global=True))
+    missing, unexpected = both.load_state_dict(local.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[0] for k in missing} == {"globe", "cell_pos"}
+    with torch.no_grad():
+        m_local, _ = local(views)
+        assert torch.equal(both(views)[0], m_local)
+        torch.nn.init.normal_(both.globe[2].weight, std=0.1)
+        offset = both(views)[0] - m_local                                    # (2, 3, c, h, w)
+    assert (offset.abs().amax(dim=2) > 1e-4).all()        # it reaches every cell
+
+
 def test_fit_stage_learns_shapes_not_a_blob_and_the_encoder_regresses_its_table(store_dir, tmp_path):
     """A small decoder with a free latent per asset, 3D losses on fresh exact samples: after
     600 steps the near-surface sign error on the 4 assets (a chair, a table, a mug, a lamp)
@@ -177,6 +213,19 @@ def test_fit_stage_learns_shapes_not_a_blob_and_the_encoder_regresses_its_table(
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])
     after = load_state_dict(enc)
     assert all(torch.equal(after[k].float(), state[k]) for k in state if k.startswith("vae.decoder."))
+    # ... with the global path added to a projection encoder (it starts at zero and learns);
+    # an attention encoder has none and is refused with a sentence
+    glob = tmp_path / "glob"
+    _engine("train", "encoder", "--data", store_dir, "--init", projection_model_dir(tmp_path / "p"),
+            "--table", fit, "--out", glob, "--encoder-global", "--steps", "20", "--batch", "4",
+            "--lr", "3e-3")
+    assert ModelConfig.load(glob / "config.json").vae.proj_global
+    assert load_state_dict(glob)["vae.encoder.globe.2.weight"].float().abs().sum() > 0
+    refused = subprocess.run([sys.executable, "-m", "engine", "train", "encoder", "--data",
+                              str(store_dir), "--init", str(fit), "--out", str(tmp_path / "no"),
+                              "--encoder-global", "--steps", "1"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "projection encoder" in refused.stderr
     # ... or learns through the frozen decoder on 3D samples (its field's own losses)
     geo = tmp_path / "geo"
     _engine("train", "encoder", "--data", store_dir, "--init", enc, "--out", geo,
