@@ -151,8 +151,9 @@ def tiny() -> ModelConfig:
 
 
 def mini() -> ModelConfig:
-    """kiln-mini v2, the bundled default: a projection encoder and a lean decoder (2 blocks,
-    width 128), sized for its recipe to train on a 2-core CPU (scripts/train_kiln_mini.sh)."""
+    """kiln-mini, the bundled default: a projection encoder and a lean decoder (2 blocks,
+    width 128), sized for its recipe to train on a 2-core CPU (scripts/train_kiln_mini.sh,
+    whose encoder stage turns on proj_global)."""
     return ModelConfig(vae=VAEConfig(encoder="projection", enc_channels=(32, 64), proj_res=8,
                                      dec_width=128, dec_depth=2, up_channels=(64, 32, 32)),
                        sampling=SamplingConfig(texture=512))
