@@ -1,14 +1,17 @@
 """Near-surface sign error of a model's VAE on training and held-out assets.
 
     .venv/bin/python scripts/sign_error_study.py --model weights/kiln-mini --store WORK/assets
-        [--table WORK/fit] [--n 96] [--json out.json]
+        [--table WORK/fit] [--n 96] [--heldout 96] [--table-noise 0.3 0.6] [--json out.json]
 
 For each asset: its 4 views through the encoder (posterior mean) -> decoder -> field, and
 the share of points within 0.05 of the true surface where the decoded SDF has the wrong
 sign. Points: the training store's own sample points (training assets), and for held-out
 assets (eval seeds, rendered as the training data is) the true surface jittered by
-N(0, 0.02). With --table, the fit stage's latents of the training assets are measured too
-(what the decoder itself can hold, before the encoder's error).
+N(0, 0.02). The training assets are also measured from their first view alone. With
+--table, the fit stage's latents of the training assets are measured too (what the decoder
+itself can hold, before the encoder's error), with the encoder's error against them
+relative to their variance, and with --table-noise, the same latents plus Gaussian noise
+of each given fraction of their spread (how the decoder copes with latents off its table).
 """
 
 from __future__ import annotations
@@ -30,15 +33,27 @@ def decoded_error(vae, latents, points, sdf_true) -> float:
     return near_sign_error(sdf, sdf_true)
 
 
-def training_errors(vae, store, n: int, table=None) -> dict:
+def encoded(vae, views_bxvx3xhxw) -> torch.Tensor:
+    """Posterior means (B, 3, C, R, R), 16 assets at a time."""
+    with torch.inference_mode():
+        return torch.cat([vae.encoder(views_bxvx3xhxw[a:a + 16])[0]
+                          for a in range(0, len(views_bxvx3xhxw), 16)])
+
+
+def training_errors(vae, store, n: int, table=None, noise=()) -> dict:
     idx = torch.arange(min(n, len(store)))
     views, pts, sdf = (store.tensors[k][idx].float() for k in ("views", "points", "sdf"))
-    out = {}
-    with torch.inference_mode():
-        means = torch.cat([vae.encoder(views[a:a + 16])[0] for a in range(0, len(idx), 16)])
-    out["train_encoder"] = decoded_error(vae, means, pts, sdf)
+    means = encoded(vae, views)
+    out = {"train_encoder": decoded_error(vae, means, pts, sdf),
+           "train_encoder_1view": decoded_error(vae, encoded(vae, views[:, :1]), pts, sdf)}
     if table is not None:
-        out["train_table"] = decoded_error(vae, table[idx].float(), pts, sdf)
+        fitted = table[idx].float()
+        out["train_table"] = decoded_error(vae, fitted, pts, sdf)
+        out["encoder_rel_mse"] = float(((means - fitted) ** 2).mean() / fitted.var())
+        g = torch.Generator().manual_seed(0)
+        for scale in noise:
+            noisy = fitted + scale * fitted.std() * torch.randn(fitted.shape, generator=g)
+            out[f"train_table_noise{scale}"] = decoded_error(vae, noisy, pts, sdf)
     return out
 
 
@@ -64,7 +79,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--store", type=Path, required=True, help="the training asset store")
     p.add_argument("--table", type=Path, help="fit-stage folder with the latent table")
-    p.add_argument("--n", type=int, default=96)
+    p.add_argument("--n", type=int, default=96, help="training assets")
+    p.add_argument("--heldout", type=int, help="held-out assets (default: --n)")
+    p.add_argument("--table-noise", type=float, nargs="*", default=[],
+                   help="with --table: also decode the fitted latents plus this much noise")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     from engine.pipeline import Pipeline
@@ -73,8 +91,10 @@ def main(argv=None) -> int:
     vae = Pipeline.from_pretrained(a.model, device="cpu").model.vae.eval()
     store = Store.load(a.store)
     table = load_table(a.table, len(store)) if a.table else None
-    result = {"model": a.model, "n": a.n, **training_errors(vae, store, a.n, table),
-              "heldout_encoder": heldout_error(vae, a.n)}
+    heldout = a.heldout or a.n
+    result = {"model": a.model, "n": a.n, "heldout": heldout,
+              **training_errors(vae, store, a.n, table, a.table_noise),
+              "heldout_encoder": heldout_error(vae, heldout)}
     print(json.dumps(result, indent=1))
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
