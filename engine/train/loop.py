@@ -84,6 +84,15 @@ class StageLoss(torch.nn.Module):
             self.vae.encoder.eval()   # frozen: its BatchNorm keeps the statistics it has
         return self
 
+    def _table_target(self, idx):
+        """idx (B,) -> the table's latents of the rows it covers (K, 3, c, h, w) and those
+        rows (B,) bool; (None, None) without a table. A table may cover only the store's
+        first rows (`both`: assets added after the fit learn from the field alone)."""
+        if not hasattr(self, "table"):
+            return None, None
+        rows = idx < len(self.table)
+        return self.table[idx[rows]].detach(), rows
+
     def forward(self, batch: dict, rnd: dict):
         from .vae import VAELossWeights, encoder_step_losses, fit_step_losses
         mesh = None if self.mesh_losses is None else (lambda p: self.mesh_losses(p, batch, rnd))
@@ -91,9 +100,9 @@ class StageLoss(torch.nn.Module):
             return fit_step_losses(self.vae, self.table[rnd["idx"]], batch,
                                    self.weights or VAELossWeights(), self.prior, mesh)
         if self.stage == "encoder":
-            target = self.table[rnd["idx"]].detach() if hasattr(self, "table") else None
+            target, rows = self._table_target(rnd["idx"])
             return encoder_step_losses(self.vae, batch["views"], rnd["n_views"], target, batch,
-                                       self.weights)
+                                       self.weights, rows)
         if self.stage == "vae":
             from .vae import vae_step_losses
             w = self.weights or VAELossWeights()
@@ -264,17 +273,21 @@ def _ship(model, cfg, a: TrainArgs, part: StageLoss) -> None:
 TABLE_DIR = "latent_table"      # beside a fit-stage model: latents.safetensors (N, 3, c, h, w)
 
 
-def load_table(model_dir: Path, expected: int) -> torch.Tensor:
-    """The latent table a fit stage wrote into model_dir, checked against the store size."""
+def load_table(model_dir: Path, expected: int, prefix: bool = False) -> torch.Tensor:
+    """The latent table a fit stage wrote into model_dir, checked against the store size
+    (with `prefix`, a table of the store's first rows is enough: a store grown with
+    `train data --first-seed 0 --assets N` past the one the fit saw)."""
     from safetensors.torch import load_file
     path = Path(model_dir) / TABLE_DIR / "latents.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `train fit` first and pass its output "
                                 "folder as --table (or --init).")
     table = load_file(str(path))["latents"]
-    if len(table) != expected:
+    if len(table) > expected or (len(table) < expected and not prefix):
         raise ValueError(f"{path} holds {len(table)} latents but the store has {expected} "
-                         "assets: use the store the fit stage trained on.")
+                         "assets: use the store the fit stage trained on"
+                         + ("." if prefix else " (or `--encoder-target both`, for a store "
+                            "that begins with it)."))
     return table
 
 
@@ -284,7 +297,7 @@ def _initial_table(a: TrainArgs, cfg, store: Store) -> torch.Tensor | None:
     source = a.table or a.init
     if (a.stage == "encoder" and a.encoder_target != "field") or (a.stage == "fit" and source
                                 and (Path(source) / TABLE_DIR).exists()):
-        return load_table(source, len(store))
+        return load_table(source, len(store), prefix=a.encoder_target == "both")
     if a.stage != "fit":
         return None
     v = cfg.vae

@@ -84,17 +84,19 @@ def fit_step_losses(vae, table_z, batch: dict, w: VAELossWeights, prior: float,
 
 
 def encoder_step_losses(vae, views, n_views: int, target_z=None, batch: dict | None = None,
-                        w: VAELossWeights | None = None):
+                        w: VAELossWeights | None = None, target_rows=None):
     """The encoder learns from 1..4 of an asset's views, the decoder and field frozen:
     - target_z (B, 3, c, h, w): MSE of the posterior mean against the auto-decoded latents,
-      relative to their variance (a target in latent space: cheap, no decoder pass);
+      relative to their variance (a target in latent space: cheap, no decoder pass); with
+      target_rows (B,) bool, target_z (K, 3, c, h, w) holds only those rows' latents;
     - batch with points/sdf/rgb: the field losses of the decoded mean (a target in 3D:
       what the latent is for, through the frozen decoder; about 4x the cost per asset).
     Either or both; the total is their sum."""
     mean, _ = vae.encoder(views[:, :n_views])
     total, stats = mean.new_zeros(()), {}
-    if target_z is not None:
-        l_table = F.mse_loss(mean, target_z) / target_z.var().clamp(min=1e-8)
+    if target_z is not None and len(target_z):
+        covered = mean if target_rows is None else mean[target_rows]
+        l_table = F.mse_loss(covered, target_z) / target_z.var().clamp(min=1e-8)
         total, stats["table"] = total + l_table, l_table.item()
     if batch is not None and "points" in batch:
         l_field, field_stats = field_losses(vae.field, vae.decoder(mean), batch,

@@ -294,3 +294,43 @@ def test_a_store_of_an_older_format_is_refused_with_the_fix(store_dir, tmp_path)
                          timeout=300)
     assert out.returncode != 0
     assert "not an asset store of this Kiln" in out.stderr and "train data" in out.stderr
+
+
+def test_a_fit_table_of_the_first_rows_guides_only_those_rows(tmp_path):
+    """A store grown past the one the fit saw: with `both`, the table's MSE covers the rows
+    it has latents for and no others; any other target refuses a table of the wrong size."""
+    from safetensors.torch import save_file
+    from engine.train.loop import TABLE_DIR, load_table
+    from engine.train.vae import encoder_step_losses
+    (tmp_path / TABLE_DIR).mkdir()
+    save_file({"latents": torch.randn(3, 3, 4, 8, 8)}, str(tmp_path / TABLE_DIR / "latents.safetensors"))
+    assert len(load_table(tmp_path, 5, prefix=True)) == 3
+    with pytest.raises(ValueError, match="encoder-target both"):
+        load_table(tmp_path, 5)
+    with pytest.raises(ValueError, match="latents but the store has"):
+        load_table(tmp_path, 2, prefix=True)
+
+    class Fixed(torch.nn.Module):          # an encoder whose mean is given: (B, 3, 4, 8, 8)
+        def __init__(self, mean):
+            super().__init__()
+            self.mean = mean
+
+        def forward(self, views):
+            return self.mean, torch.zeros_like(self.mean)
+
+    class Vae:
+        pass
+    vae, target = Vae(), torch.randn(2, 3, 4, 8, 8)
+    mean = torch.randn(4, 3, 4, 8, 8)
+    vae.encoder = Fixed(mean)
+    rows = torch.tensor([True, False, True, False])
+    loss, stats = encoder_step_losses(vae, torch.zeros(4, 1, 10, 8, 8), 1, target, None,
+                                      target_rows=rows)
+    expected = ((mean[rows] - target) ** 2).mean() / target.var()
+    assert torch.allclose(loss, expected)
+    mean[~rows] += 100.0                   # rows without a latent do not move the loss
+    assert torch.allclose(encoder_step_losses(vae, torch.zeros(4, 1, 10, 8, 8), 1, target, None,
+                                              target_rows=rows)[0], expected)
+    none, stats = encoder_step_losses(vae, torch.zeros(4, 1, 10, 8, 8), 1, target[:0], None,
+                                      target_rows=torch.zeros(4, dtype=torch.bool))
+    assert float(none) == 0.0 and "table" not in stats
