@@ -11,7 +11,9 @@ N(0, 0.02). The training assets are also measured from their first view alone. W
 --table, the fit stage's latents of the training assets are measured too (what the decoder
 itself can hold, before the encoder's error), with the encoder's error against them
 relative to their variance, and with --table-noise, the same latents plus Gaussian noise
-of each given fraction of their spread (how the decoder copes with latents off its table).
+of each given fraction of their spread (how the decoder copes with latents off its table),
+and the held-out protocol (jittered true surface) on the training assets for the table's
+latents and the encoder's: what this decoder can reach on that protocol at best.
 """
 
 from __future__ import annotations
@@ -57,21 +59,47 @@ def training_errors(vae, store, n: int, table=None, noise=()) -> dict:
     return out
 
 
+def jittered(asset, i: int):
+    """2,048 true-surface points of `asset` jittered by N(0, 0.02): (1, P, 3), true SDF (P,)."""
+    from engine.evaluation.metrics import asset_surface
+    surface = torch.as_tensor(asset_surface(asset, 2048, seed=i).points_nx3, dtype=torch.float32)
+    pts = surface + 0.02 * torch.randn(surface.shape, generator=torch.Generator().manual_seed(i))
+    return pts[None], asset.sdf(pts)
+
+
+def jittered_error(vae, latent, asset, i: int) -> float:
+    from engine.evaluation.metrics import near_sign_error
+    pts, sdf_true = jittered(asset, i)
+    with torch.inference_mode():
+        sdf, _ = vae.field(vae.decoder(latent), pts)
+    return near_sign_error(sdf[0], sdf_true)
+
+
 def heldout_error(vae, n: int) -> float:
-    from engine.evaluation.metrics import asset_surface, near_sign_error
     from engine.evaluation.run import heldout_asset, render_views, training_cameras
     errors = []
     for i in range(n):
         asset = heldout_asset("vae", 10_000 + i)
         views, _ = render_views(asset.sdf, asset.rgb, training_cameras(asset.seed),
                                 vae.cfg.image_size)
-        surface = torch.as_tensor(asset_surface(asset, 2048, seed=i).points_nx3, dtype=torch.float32)
-        pts = surface + 0.02 * torch.randn(surface.shape, generator=torch.Generator().manual_seed(i))
-        with torch.inference_mode():
-            mean = vae.encoder(views[None])[0]
-            sdf, _ = vae.field(vae.decoder(mean), pts[None])
-        errors.append(near_sign_error(sdf[0], asset.sdf(pts)))
+        errors.append(jittered_error(vae, encoded(vae, views[None]), asset, i))
     return sum(errors) / len(errors)
+
+
+def training_jittered(vae, store, n: int, table) -> dict:
+    """The held-out protocol on the first n (procedural) training assets: their fitted
+    latents and the encoder's means from their 4 store views."""
+    from engine.data import make_asset
+    from engine.train.store import asset_seeds
+    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:n]) if s is not None]
+    means = encoded(vae, store.tensors["views"][[i for i, _ in rows]].float())
+    table_err, enc_err = [], []
+    for k, (i, seed) in enumerate(rows):
+        asset = make_asset(seed)
+        table_err.append(jittered_error(vae, table[i:i + 1].float(), asset, i))
+        enc_err.append(jittered_error(vae, means[k:k + 1], asset, i))
+    return {"train_table_jittered": sum(table_err) / len(rows),
+            "train_encoder_jittered": sum(enc_err) / len(rows)}
 
 
 def main(argv=None) -> int:
@@ -94,6 +122,7 @@ def main(argv=None) -> int:
     heldout = a.heldout or a.n
     result = {"model": a.model, "n": a.n, "heldout": heldout,
               **training_errors(vae, store, a.n, table, a.table_noise),
+              **(training_jittered(vae, store, a.n, table) if table is not None else {}),
               "heldout_encoder": heldout_error(vae, heldout)}
     print(json.dumps(result, indent=1))
     if a.json:

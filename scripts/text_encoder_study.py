@@ -3,6 +3,10 @@
 matched to its nearest training word by cosine similarity; a match is right when that
 word names the same colour / category. Prints JSON: the hit rates and every match.
 
+Then whole captions: every held-out-phrasing caption of every category and colour is
+matched to its nearest training-phrasing caption (pooled states); the hit rates are what
+a model that only looked up the nearest caption it was trained on would score.
+
 A model conditioned on this encoder learns colours and categories from training words
 only, so a held-out word the encoder places nearer another colour's words ("ruby" by
 "emerald") cannot be expected to come out in its own colour.
@@ -30,6 +34,25 @@ def nearest_words(embed, train_words: dict[str, list[str]], probes: dict[str, li
             for i, ((p, label), j) in enumerate(zip(probe_rows, best.tolist()))]
 
 
+def caption_hits(embed, per_pair: dict[str, int]) -> dict:
+    """Nearest training caption of each held-out caption: % with its category / colour."""
+    import numpy as np
+    import torch
+    from engine.data import captions as cap
+    from engine.data import palette as pal
+    rng = np.random.default_rng(0)
+    sets = {}
+    for split, n in per_pair.items():
+        sets[split] = [(text, c, k) for c in cap.CATEGORY_SYNONYMS_TRAIN for k in pal.COLOR_NAMES
+                       for text in cap.describe(c, k, rng, split, n)]
+    train, held = sets["train"], sets["heldout"]
+    embed_all = lambda rows: torch.cat([embed([r[0] for r in rows[i:i + 256]])
+                                        for i in range(0, len(rows), 256)])
+    best = (embed_all(held) @ embed_all(train).T).argmax(dim=1).tolist()
+    pct = lambda k: round(100.0 * sum(h[k] == train[j][k] for h, j in zip(held, best)) / len(held), 1)
+    return {"category": pct(1), "colour": pct(2), "train_n": len(train), "heldout_n": len(held)}
+
+
 def main() -> int:
     from engine.data import captions as cap
     from engine.data import palette as pal
@@ -45,6 +68,7 @@ def main() -> int:
         hits = sum(r[1] == r[3] for r in rows)
         out[name] = {"hit_rate": round(100.0 * hits / len(rows), 1), "n": len(rows),
                      "matches": [f"{p} -> {w} ({got}, {s})" for p, _, w, got, s in rows]}
+    out["nearest_caption"] = caption_hits(embed, {"train": 6, "heldout": 2})
     print(json.dumps(out, indent=1))
     return 0
 
