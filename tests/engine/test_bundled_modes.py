@@ -42,4 +42,8 @@ def test_refine_brings_two_view_reconstructions_closer_to_held_out_truth(mini):
             except (KilnError, ValueError):      # no surface: the worst score of all
                 got = np.zeros_like(truth)
             scores.append(M.chamfer_l1(got, truth))
-    assert np.mean(refined) < 0.8 * np.mean(plain), (plain, refined)
+    # v5's encoder starts closer, so refine gains less Chamfer-L1 than it did: these three
+    # 0.099 -> 0.089 (v4's gained over 20%; the 24-asset study: 0.069 -> 0.068, and novel-
+    # view PSNR 15.8 -> 16.5 dB). Without refine, or refining towards wrong cameras, the
+    # ratio is 1 or more.
+    assert np.mean(refined) < 0.95 * np.mean(plain), (plain, refined)
