@@ -56,6 +56,7 @@ def training_errors(vae, store, n: int, table=None, noise=()) -> dict:
         for scale in noise:
             noisy = fitted + scale * fitted.std() * torch.randn(fitted.shape, generator=g)
             out[f"train_table_noise{scale}"] = decoded_error(vae, noisy, pts, sdf)
+        out.update(training_jittered(vae, store, means, fitted))
     return out
 
 
@@ -68,11 +69,8 @@ def jittered(asset, i: int):
 
 
 def jittered_error(vae, latent, asset, i: int) -> float:
-    from engine.evaluation.metrics import near_sign_error
     pts, sdf_true = jittered(asset, i)
-    with torch.inference_mode():
-        sdf, _ = vae.field(vae.decoder(latent), pts)
-    return near_sign_error(sdf[0], sdf_true)
+    return decoded_error(vae, latent, pts, sdf_true[None])
 
 
 def heldout_error(vae, n: int) -> float:
@@ -86,18 +84,17 @@ def heldout_error(vae, n: int) -> float:
     return sum(errors) / len(errors)
 
 
-def training_jittered(vae, store, n: int, table) -> dict:
-    """The held-out protocol on the first n (procedural) training assets: their fitted
-    latents and the encoder's means from their 4 store views."""
+def training_jittered(vae, store, means, fitted) -> dict:
+    """The held-out protocol on the store's first len(means) training assets (the
+    procedural ones): the encoder's means and the fitted latents, (n, 3, C, R, R) each."""
     from engine.data import make_asset
     from engine.train.store import asset_seeds
-    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:n]) if s is not None]
-    means = encoded(vae, store.tensors["views"][[i for i, _ in rows]].float())
+    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:len(means)]) if s is not None]
     table_err, enc_err = [], []
-    for k, (i, seed) in enumerate(rows):
+    for i, seed in rows:
         asset = make_asset(seed)
-        table_err.append(jittered_error(vae, table[i:i + 1].float(), asset, i))
-        enc_err.append(jittered_error(vae, means[k:k + 1], asset, i))
+        table_err.append(jittered_error(vae, fitted[i:i + 1], asset, i))
+        enc_err.append(jittered_error(vae, means[i:i + 1], asset, i))
     return {"train_table_jittered": sum(table_err) / len(rows),
             "train_encoder_jittered": sum(enc_err) / len(rows)}
 
@@ -122,7 +119,6 @@ def main(argv=None) -> int:
     heldout = a.heldout or a.n
     result = {"model": a.model, "n": a.n, "heldout": heldout,
               **training_errors(vae, store, a.n, table, a.table_noise),
-              **(training_jittered(vae, store, a.n, table) if table is not None else {}),
               "heldout_encoder": heldout_error(vae, heldout)}
     print(json.dumps(result, indent=1))
     if a.json:
