@@ -30,6 +30,19 @@ def reference_view(view_10xhxw: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def encoder_means(model, assets: Store, batch: int = 32) -> torch.Tensor:
+    """The VAE encoder's posterior means of every asset from all its views, in eval mode
+    (BatchNorm's running statistics): (N, 3, c, h, w)."""
+    encoder, was_training = model.vae.encoder, model.vae.encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    means = [encoder(assets.tensors["views"][start:start + batch].float().to(device))[0]
+             for start in range(0, len(assets), batch)]
+    encoder.train(was_training)
+    return torch.cat(means)
+
+
+@torch.no_grad()
 def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
                        image_view: int = 0, captions_per_asset: int = 4,
                        table: torch.Tensor | None = None,
@@ -39,14 +52,9 @@ def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
     normalised by their own mean and spread, or by `norm` = (shift, scale) (a fine-tune
     keeps its init model's, so that model's DiT stays valid)."""
     cfg = model.cfg
-    latents, images = [], []
-    for start in range(0, len(assets), batch):
-        idx = torch.arange(start, min(start + batch, len(assets)))
-        views = assets.tensors["views"][idx].float()
-        if table is None:
-            latents.append(model.vae.encoder(views)[0])                     # (b, 3, c, h, w)
-        images += [reference_view(v[image_view], cfg.cond.image_size) for v in views]
-    latent = table.float() if table is not None else torch.cat(latents)
+    images = [reference_view(v[image_view], cfg.cond.image_size)
+              for v in assets.tensors["views"]]
+    latent = table.float() if table is not None else encoder_means(model, assets, batch)
     shift, scale = norm or (latent.mean().item(), 1.0 / latent.std().item())
     k = captions_per_asset
     flat = [c for caps in asset_captions(assets, k) for c in caps]

@@ -57,7 +57,7 @@ class StageLoss(torch.nn.Module):
 
     def __init__(self, stage: str, model, freeze_encoder: bool = False, flexi_res: int = 0,
                  weights=None, table: torch.Tensor | None = None, prior: float = 0.0,
-                 freeze_table: bool = False, truth=None):
+                 freeze_table: bool = False, truth=None, freeze_decoder: bool = False):
         super().__init__()
         self.stage, self.mesh_losses, self.weights, self.prior = stage, None, weights, prior
         if flexi_res:                    # truth: the store's StoreTruth (engine.train.points)
@@ -69,7 +69,7 @@ class StageLoss(torch.nn.Module):
             self.vae = model.vae
             if freeze_encoder or stage == "fit":  # a trained DiT's latents stay valid
                 self.vae.encoder.requires_grad_(False)
-            if stage == "encoder":                 # the table is the target: decoder frozen
+            if stage == "encoder" or freeze_decoder:  # the table is the target / the trainee
                 self.vae.decoder.requires_grad_(False)
                 self.vae.field.requires_grad_(False)
             if table is not None:                  # (N, 3, c, h, w)
@@ -171,13 +171,14 @@ def train(a: TrainArgs, on_step=None) -> dict:
     model.to(d.device)
     truth = _asset_truth(a, store)
     _check_encoder_target(a)
+    _check_freezes(a)
     if a.flexi and a.stage not in ("vae", "fit"):
         raise ValueError("--flexi fine-tunes the decoder: use `train fit|vae --data ASSETS`.")
     from .vae import VAELossWeights
     part = StageLoss(a.stage, model, a.freeze_encoder, a.flexi_res if a.flexi else 0,
                      VAELossWeights(sign=a.sign_weight, rgb=a.rgb_weight),
-                     _initial_table(a, cfg, store),
-                     a.prior, a.freeze_table, truth).train()
+                     _initial_table(a, cfg, store, model),
+                     a.prior, a.freeze_table, truth, a.freeze_decoder).train()
     opt = _optimizer(part, a)
     ckpt = Path(a.out) / "checkpoint"
     meta = load_checkpoint(ckpt, part, opt) if a.resume and ckpt.exists() else {}
@@ -244,6 +245,12 @@ def _check_encoder_target(a: TrainArgs) -> None:
                          "3D samples: add --fresh-points N (for example 2048).")
 
 
+def _check_freezes(a: TrainArgs) -> None:
+    if a.freeze_decoder and (a.stage != "fit" or a.freeze_table or not a.init):
+        raise ValueError("--freeze-decoder fits only the latent table of a trained model: use "
+                         "`train fit --init MODEL` without --freeze-table.")
+
+
 def _warmup(a: TrainArgs) -> int:
     return min(100, a.steps // 10) if a.warmup is None else a.warmup
 
@@ -291,15 +298,18 @@ def load_table(model_dir: Path, expected: int, prefix: bool = False) -> torch.Te
     return table
 
 
-def _initial_table(a: TrainArgs, cfg, store: Store) -> torch.Tensor | None:
-    """fit: small random latents (or the table of --table / --init when it has one);
-    encoder: that table."""
+def _initial_table(a: TrainArgs, cfg, store: Store, model) -> torch.Tensor | None:
+    """fit: small random latents (or the table of --table / --init when it has one; with
+    --freeze-decoder and no table, the encoder's means); encoder: that table."""
     source = a.table or a.init
     if (a.stage == "encoder" and a.encoder_target != "field") or (a.stage == "fit" and source
                                 and (Path(source) / TABLE_DIR).exists()):
         return load_table(source, len(store), prefix=a.encoder_target == "both")
     if a.stage != "fit":
         return None
+    if a.freeze_decoder:
+        from .cache import encoder_means
+        return encoder_means(model, store).cpu()
     v = cfg.vae
     g = torch.Generator().manual_seed(a.seed)
     return 0.1 * torch.randn(len(store), 3, v.latent_channels, v.latent_size, v.latent_size,

@@ -60,6 +60,10 @@ class TrainArgs:
                                 "table (default --init)", {"type": Path})
     freeze_table: bool = option(False, "fit: keep the latent table fixed (decoder fine-tuning "
                                 "after the DiT)", {})
+    freeze_decoder: bool = option(False, "fit: keep decoder and field fixed and fit only the "
+                                  "latent table, started from the encoder's means of each "
+                                  "asset's views (a trained model's latents for a store: a "
+                                  "lost table re-derived, or new assets added for the DiT)", {})
     encoder_global: bool = option(False, "encoder: add the projection encoder's global path "
                                   "(a pooled code of the object and a position in every cell; "
                                   "starts neutral, so a trained encoder continues)", {})

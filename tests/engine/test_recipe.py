@@ -243,6 +243,30 @@ def test_fit_stage_learns_shapes_not_a_blob_and_the_encoder_regresses_its_table(
                               "--encoder-target", "field", "--steps", "1"],
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "--fresh-points" in refused.stderr
+    # a trained model's table re-derived (decoder and field fixed): it starts from the
+    # encoder's means and fits closer than they do
+    redo = tmp_path / "redo"
+    _engine("train", "fit", "--data", store_dir, "--init", enc, "--out", redo, "--freeze-decoder",
+            "--fresh-points", "1024", "--sign-weight", "1", "--steps", "150", "--batch", "4",
+            "--lr", "3e-3", "--table-lr", "10")
+    from engine.models import build_model
+    from engine.train.cache import encoder_means
+    enc_model = build_model(ModelConfig.load(enc / "config.json")).eval()
+    enc_model.load_state_dict({k: v.float() for k, v in after.items()})
+    means, redone = encoder_means(enc_model, store), load_table(redo, len(store))
+    redo_state = load_state_dict(redo)
+    assert all(torch.equal(redo_state[k].float(), state[k]) for k in state
+               if k.startswith(("vae.decoder.", "vae.field.")))
+    first = json.loads((redo / "train_fit.jsonl").read_text().splitlines()[0])
+    with torch.no_grad():
+        err_means = store_sign_error(field, dec(means), store)
+        err_redone = store_sign_error(field, dec(redone), store)
+    assert err_redone < 0.8 * err_means, (err_redone, err_means)
+    assert abs(first["sign_err"] - err_means) < 0.15      # step 1 decoded the means
+    refused = subprocess.run([sys.executable, "-m", "engine", "train", "fit", "--data",
+                              str(store_dir), "--out", str(tmp_path / "no"), "--freeze-decoder",
+                              "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--freeze-decoder" in refused.stderr
     # FlexiCubes fine-tuning on the same fixed latents (after the DiT): table untouched,
     # the FlexiCubes head learns
     fc = tmp_path / "fc"
