@@ -125,7 +125,8 @@ def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs, truth=None):
 
     def make(idx):
         rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12,
-                         mean_token_prob=a.mean_token_prob)
+                         mean_token_prob=a.mean_token_prob, cond_noise=a.cond_noise,
+                         text_shape=tuple(store.tensors["text_tokens"].shape[2:]))
         pick = torch.randint(0, k, (len(idx),), generator=gen)
         rnd = {key: rank_slice(v, d) for key, v in rnd.items()}
         mine, cap = rank_slice(idx, d), rank_slice(pick, d)

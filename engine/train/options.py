@@ -47,6 +47,8 @@ class TrainArgs:
     flexi_res: int = option(32, "FlexiCubes grid for --flexi", {})
     mean_token_prob: float = option(0.0, "dit: share of captions reduced to their mean token "
                                     "state", {})
+    cond_noise: float = option(0.0, "dit: Gaussian noise on each text condition, a share drawn "
+                               "in [0, this) of its own spread", {})
     fresh_points: int = option(0, "vae/fit: new exact SDF samples per asset each step (0: the "
                                "store's)", {})
     sign_weight: float = option(0.0, "vae/fit: occupancy cross-entropy weight beside the SDF "

@@ -158,3 +158,32 @@ def test_training_reduces_the_drawn_share_of_captions_to_their_mean_token():
     # without the option the random stream is the one older recipes drew
     plain = draw_noise(B, (3, 4, 4, 4), torch.Generator().manual_seed(0), 0.0, 0.0)
     assert "mean_token" not in plain and torch.equal(plain["noise"], rnd["noise"])
+
+
+def test_condition_noise_moves_text_conditions_by_their_own_spread_and_spares_padding():
+    from engine.train.dit import TEXT_NOISE_KEYS, draw_noise, mixed_condition
+    cfg, m = _model()
+    B, L, D = 32, cfg.dit.cond_tokens, 384
+    rnd = draw_noise(B, (3, 4, 4, 4), torch.Generator().manual_seed(0), image_prob=0.0,
+                     drop_prob=0.0, cond_noise=0.5, text_shape=(L, D))
+    assert (rnd["cond_scale"] >= 0).all() and (rnd["cond_scale"] < 0.5).all()
+    S = cfg.cond.image_size
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    mask[:, :3] = True
+    batch = {"text_tokens": 3.0 * torch.randn(B, L, D) * mask[..., None],
+             "text_mask": mask, "text_pooled": torch.randn(B, D), "image": torch.rand(B, 4, S, S)}
+    noise = {k: rnd[k] for k in TEXT_NOISE_KEYS}
+    clean = mixed_condition(m.dit, m.image_encoder, batch, rnd["use_image"], rnd["drop"])
+    noisy = mixed_condition(m.dit, m.image_encoder, batch, rnd["use_image"], rnd["drop"],
+                            text_noise=noise)
+    moved = (noisy.tokens - clean.tokens)[:, :3].pow(2).mean((1, 2)).sqrt()      # (B,)
+    assert torch.allclose(moved, 3.0 * rnd["cond_scale"], rtol=0.15, atol=0.02)
+    assert torch.equal(noisy.tokens[:, 3:], clean.tokens[:, 3:])               # padding
+    assert not torch.equal(noisy.pooled, clean.pooled)
+    # image conditions and the null condition take none of it
+    use_image = torch.ones(B, dtype=torch.bool)
+    assert torch.equal(mixed_condition(m.dit, m.image_encoder, batch, use_image, rnd["drop"],
+                                       text_noise=noise).tokens,
+                       mixed_condition(m.dit, m.image_encoder, batch, use_image, rnd["drop"]).tokens)
+    plain = draw_noise(B, (3, 4, 4, 4), torch.Generator().manual_seed(0), 0.0, 0.0)
+    assert "cond_scale" not in plain and torch.equal(plain["noise"], rnd["noise"])
