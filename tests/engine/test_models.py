@@ -180,7 +180,7 @@ def test_condition_noise_moves_text_conditions_by_their_own_spread_and_spares_pa
     assert torch.allclose(moved, 3.0 * rnd["cond_scale"], rtol=0.15, atol=0.02)
     assert torch.equal(noisy.tokens[:, 3:], clean.tokens[:, 3:])               # padding
     assert not torch.equal(noisy.pooled, clean.pooled)
-    # image conditions and the null condition take none of it
+    # image conditions take none of it
     use_image = torch.ones(B, dtype=torch.bool)
     assert torch.equal(mixed_condition(m.dit, m.image_encoder, batch, use_image, rnd["drop"],
                                        text_noise=noise).tokens,
