@@ -121,12 +121,12 @@ def _batch_fn(stage: str, store: Store, d, gen, a: TrainArgs, truth=None):
 
     from .dit import draw_noise
     latent_shape = store.tensors["latent"].shape[1:]
-    k = store.tensors["text_tokens"].shape[1]
+    k, *text_shape = store.tensors["text_tokens"].shape[1:]      # captions, (L, D)
 
     def make(idx):
         rnd = draw_noise(len(idx), latent_shape, gen, image_prob=0.3, drop_prob=0.12,
                          mean_token_prob=a.mean_token_prob, cond_noise=a.cond_noise,
-                         text_shape=tuple(store.tensors["text_tokens"].shape[2:]))
+                         text_shape=tuple(text_shape))
         pick = torch.randint(0, k, (len(idx),), generator=gen)
         rnd = {key: rank_slice(v, d) for key, v in rnd.items()}
         mine, cap = rank_slice(idx, d), rank_slice(pick, d)
