@@ -1,7 +1,8 @@
 """Near-surface sign error of a model's VAE on training and held-out assets.
 
     .venv/bin/python scripts/sign_error_study.py --model weights/kiln-mini --store WORK/assets
-        [--table WORK/fit] [--n 96] [--heldout 96] [--table-noise 0.3 0.6] [--json out.json]
+        [--table WORK/fit] [--n 96] [--heldout 96] [--table-noise 0.3 0.6] [--psnr 24]
+        [--json out.json]
 
 For each asset: its 4 views through the encoder (posterior mean) -> decoder -> field, and
 the share of points within 0.05 of the true surface where the decoded SDF has the wrong
@@ -13,7 +14,9 @@ itself can hold, before the encoder's error), with the encoder's error against t
 relative to their variance, and with --table-noise, the same latents plus Gaussian noise
 of each given fraction of their spread (how the decoder copes with latents off its table),
 and the held-out protocol (jittered true surface) on the training assets for the table's
-latents and the encoder's: what this decoder can reach on that protocol at best.
+latents and the encoder's: what this decoder can reach on that protocol at best. With
+--table and --psnr K, the eval's novel-view PSNR of the table's latents and the encoder's
+on the first K training assets: whether the decoder or the encoder limits PSNR.
 """
 
 from __future__ import annotations
@@ -99,6 +102,36 @@ def training_jittered(vae, store, means, fitted) -> dict:
             "train_encoder_jittered": sum(enc_err) / len(rows)}
 
 
+def novel_psnr(pipe, latent, asset) -> float:
+    """Sphere-traced novel-view PSNR (the eval's cameras and renderer) of one latent
+    (1, 3, C, R, R) against asset's own albedo from those cameras."""
+    from engine.evaluation import metrics as M
+    from engine.evaluation.run import capped, novel_cameras, render_views
+    cams, res = novel_cameras(asset.seed), pipe.model.vae.cfg.image_size
+    _, truth = render_views(asset.sdf, asset.rgb, cams, res)
+    with torch.inference_mode():
+        sdf_fn, rgb_fn = pipe.field_fns(pipe.model.vae.decoder(latent))
+        _, pred = render_views(capped(sdf_fn), rgb_fn, cams, res)
+    return M.psnr(pred["rgb"], truth["rgb"])
+
+
+def psnr_split(pipe, store, table, n: int) -> dict:
+    """Novel-view PSNR on the first n training assets from the fit table's latents (what
+    the decoder itself holds) and from the encoder's means of the 4 views: which of the two
+    limits the eval's PSNR."""
+    from engine.data import make_asset
+    from engine.train.store import asset_seeds
+    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:n]) if s is not None]
+    means = encoded(pipe.model.vae, store.tensors["views"][[i for i, _ in rows]].float())
+    table_db, enc_db = [], []
+    for k, (i, seed) in enumerate(rows):
+        asset = make_asset(seed)
+        table_db.append(novel_psnr(pipe, table[i:i + 1].float(), asset))
+        enc_db.append(novel_psnr(pipe, means[k:k + 1], asset))
+    return {"psnr_n": len(rows), "train_table_psnr": sum(table_db) / len(rows),
+            "train_encoder_psnr": sum(enc_db) / len(rows)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
@@ -108,18 +141,24 @@ def main(argv=None) -> int:
     p.add_argument("--heldout", type=int, help="held-out assets (default: --n)")
     p.add_argument("--table-noise", type=float, nargs="*", default=[],
                    help="with --table: also decode the fitted latents plus this much noise")
+    p.add_argument("--psnr", type=int, default=0,
+                   help="with --table: novel-view PSNR of the table's and the encoder's latents "
+                        "on this many training assets")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     from engine.pipeline import Pipeline
     from engine.train.loop import load_table
     from engine.train.store import Store
-    vae = Pipeline.from_pretrained(a.model, device="cpu").model.vae.eval()
+    pipe = Pipeline.from_pretrained(a.model, device="cpu")
+    vae = pipe.model.vae.eval()
     store = Store.load(a.store)
     table = load_table(a.table, len(store)) if a.table else None
     heldout = a.heldout or a.n
     result = {"model": a.model, "n": a.n, "heldout": heldout,
               **training_errors(vae, store, a.n, table, a.table_noise),
               "heldout_encoder": heldout_error(vae, heldout)}
+    if a.psnr and table is not None:
+        result.update(psnr_split(pipe, store, table, a.psnr))
     print(json.dumps(result, indent=1))
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))

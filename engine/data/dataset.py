@@ -188,7 +188,24 @@ def _dominant_color(render_out: dict) -> int:
 
 # ----------------------------------------------------------------------------- the store
 
+def _by_value(ex: dict | None, to_numpy: bool) -> dict | None:
+    """An example's tensors as numpy arrays (to_numpy) or back. A worker's result crosses
+    to the parent by value this way: a torch tensor would travel as a shared-memory file
+    descriptor that stays open while the parent holds it, and a store of thousands of
+    assets (8 tensors each) runs past the open-file limit."""
+    if ex is None:
+        return None
+    if to_numpy:
+        return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in ex.items()}
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in ex.items()}
+
+
 def _build_one(job):
+    src, ex, error = _build_example(job)
+    return src, _by_value(ex, to_numpy=True), error
+
+
+def _build_example(job):
     src, n_views, res, n_points = job
     torch.set_num_threads(1)   # small ops: threads cost more than they give; use processes
     if src.kind == "procedural":
@@ -213,6 +230,7 @@ def build_store(sources: list[AssetSource], n_views: int = 4, res: int = 64,
     results = pool.imap(_build_one, jobs, chunksize=1) if pool else map(_build_one, jobs)
     try:
         for i, (src, ex, error) in enumerate(results):
+            ex = _by_value(ex, to_numpy=False)
             if ex is None:
                 log(f"skipping {src.name}: {error}")
                 skipped.append({"file": src.name, "reason": error})
