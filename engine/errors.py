@@ -26,5 +26,10 @@ class KilnError(Exception):
         self.message = message
 
 
+class NoSurface(KilnError):
+    """A field that gave no surface at all (nothing to mesh or paint): the request was
+    valid, the result is empty (engine.pipeline.no_surface words it per mode)."""
+
+
 class Cancelled(Exception):
     """Raised from a progress callback when the user cancelled the job."""

@@ -31,7 +31,7 @@ import torch
 
 from . import __version__
 from .config import ModelConfig
-from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError
+from .errors import BAD_IMAGE, BAD_PROMPT, BAD_REQUEST, KilnError, NoSurface
 from .protocol import EXTRACTORS, MAX_PROMPT_CHARS, check_prompt  # noqa: F401 (one limit)
 from . import protocol
 from .io import outputs, weights
@@ -60,19 +60,19 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def no_surface(mode: str) -> KilnError:
+def no_surface(mode: str) -> NoSurface:
     """The sentence for a field that gave no surface at all (nothing to mesh or paint)."""
     if mode == "image":
-        return KilnError(BAD_IMAGE, "No surface came out of this picture: the model saw no "
+        return NoSurface(BAD_IMAGE, "No surface came out of this picture: the model saw no "
                          "object in it at this seed. Try another seed, or a picture of one "
                          "object, large and centred, on a plain or transparent background.")
     if mode == "views":
-        return KilnError(BAD_IMAGE, "No surface came out of these pictures: the encoder saw "
+        return NoSurface(BAD_IMAGE, "No surface came out of these pictures: the encoder saw "
                          "no object in them. Check each picture's direction, and use "
                          "pictures of one object, large and centred, on a plain background.")
     if mode == "unconditional":
-        return KilnError(BAD_REQUEST, "No surface came out at this seed: try another seed.")
-    return KilnError(BAD_PROMPT, "No surface came out of this prompt at this seed: try "
+        return NoSurface(BAD_REQUEST, "No surface came out at this seed: try another seed.")
+    return NoSurface(BAD_PROMPT, "No surface came out of this prompt at this seed: try "
                      "another seed, or name one everyday object, e.g. 'a red chair'.")
 
 

@@ -248,6 +248,11 @@ class Evaluator:
         return self.cache.get(asset, self.s.points, self.s.ref_resolution)
 
     def cloud(self, mesh, seed: int = 0) -> M.SurfaceSample | None:
+        """Surface samples of a mesh; None (counted in empty_meshes) when it has none or
+        the generation gave none (mesh None)."""
+        if mesh is None:
+            self.empty_meshes += 1
+            return None
         try:
             return M.sample_surface(mesh, self.s.points, seed)
         except ValueError:
@@ -258,11 +263,21 @@ class Evaluator:
         return np.zeros((self.s.points, 3), np.float32)
 
     def generate(self, prompt: str, seed: int):
+        return self.timed_mesh(lambda: self.pipe.text_to_3d(
+            prompt, seed=seed, steps=self.s.steps, extractor=self.s.extractor,
+            resolution=self.s.gen_resolution, texture_mode="vertex"))
+
+    def timed_mesh(self, make):
+        """make() -> a pipeline result: its mesh, or None when the sample gave no surface
+        (a miss to score, not a reason to stop the eval); the seconds go to gen_seconds."""
+        from ..errors import NoSurface
         t0 = time.perf_counter()
-        res = self.pipe.text_to_3d(prompt, seed=seed, steps=self.s.steps, extractor=self.s.extractor,
-                                   resolution=self.s.gen_resolution, texture_mode="vertex")
-        self.gen_seconds.append(time.perf_counter() - t0)
-        return res.mesh
+        try:
+            return make().mesh
+        except NoSurface:
+            return None
+        finally:
+            self.gen_seconds.append(time.perf_counter() - t0)
 
     def decode_planes(self, views_vx10xhxw: torch.Tensor, refine_steps: int = 0) -> torch.Tensor:
         """Encode views (latent mean, no sampling) [-> refine_steps of test-time refine
@@ -495,12 +510,9 @@ class Evaluator:
             self.report("image", i, self.s.n_image)
             item = self.view_item(i)
             rgba = item["views"][0, :4].permute(1, 2, 0).numpy()                # (S, S, 4)
-            t0 = time.perf_counter()
-            mesh = self.pipe.image_to_3d(rgba, seed=i, steps=self.s.steps,
-                                         resolution=self.s.gen_resolution,
-                                         extractor=self.s.extractor,
-                                         texture_mode="vertex").mesh
-            self.gen_seconds.append(time.perf_counter() - t0)
+            mesh = self.timed_mesh(lambda: self.pipe.image_to_3d(
+                rgba, seed=i, steps=self.s.steps, resolution=self.s.gen_resolution,
+                extractor=self.s.extractor, texture_mode="vertex"))
             got = self.cloud(mesh)
             pts = got.points_nx3 if got is not None else self.empty_cloud()
             scores.append(M.chamfer_l1(pts, item["surface"].points_nx3))

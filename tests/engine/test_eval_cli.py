@@ -135,3 +135,25 @@ def test_reconstruction_ceiling_scores_reconstructions_by_their_nearest_referenc
     assert math.isnan(ev.recon_category_accuracy(M.CloudSet(refs), cats))
     ev._recon = [("chair", refs[0] + 0.01), ("mug", refs[1] - 0.01), ("vase", refs[0])]
     assert ev.recon_category_accuracy(M.CloudSet(refs), cats) == pytest.approx(200.0 / 3)
+
+
+def test_a_generation_without_a_surface_is_scored_as_a_miss_not_a_crash():
+    """The pipeline refuses an empty result with NoSurface (the artist's sentence); the
+    eval counts it as an empty mesh and goes on (a weak model's one empty sample stopped
+    a whole run). Any other error still stops it."""
+    from engine.errors import KilnError
+    from engine.evaluation.run import EvalSettings, Evaluator, SurfaceCache
+    from engine.pipeline import no_surface
+
+    class Pipe:
+        def __init__(self, error):
+            self.error = error
+
+        def text_to_3d(self, *a, **k):
+            raise self.error
+    ev = Evaluator(Pipe(no_surface("text")), EvalSettings(), lambda *a: None, SurfaceCache(None))
+    assert ev.generate("a red chair", seed=0) is None
+    assert ev.cloud(None) is None and ev.empty_meshes == 1 and len(ev.gen_seconds) == 1
+    ev.pipe = Pipe(KilnError("bad_request", "something else"))
+    with pytest.raises(KilnError, match="something else"):
+        ev.generate("a red chair", seed=0)
