@@ -4,7 +4,7 @@
 # stage resumable (run the script again after a kill: a finished stage is skipped, a
 # started one continues from its last checkpoint). Usage:
 #   scripts/train_kiln_mini.sh WORKDIR     (then copy WORKDIR/kiln-mini to weights/kiln-mini)
-# Environment: ASSETS (720), GROWN (3 x ASSETS: stage 5's store, 0 = ASSETS), FIT_MIN (55),
+# Environment: SIZE (mini; mini16: 16 latent channels), ASSETS (720), GROWN (3 x ASSETS: stage 5's store, 0 = ASSETS), FIT_MIN (55),
 # DIT_MIN (20), ENC_MIN (15), ENCF_MIN (20), DIT2_MIN (30), FC_MIN (0: no FlexiCubes
 # stage), DEVICE (auto|cpu|cuda), NPROC (1; >1 runs each stage under torchrun). The
 # defaults come to about 150 minutes with the data (3.5 + 7 min of it on 2 cores);
@@ -31,7 +31,7 @@ run() {   # run STAGE_OUT_DIR STAGE ARGS...: skip when done, resume when started
 [ -f "$W/assets/store.json" ] || $PY -m engine train data --out "$W/assets" --assets "${ASSETS:-720}" --workers 2
 # 1. fit: a free latent per asset through the decoder and field (auto-decoder), 3D losses
 #    only, fresh exact SDF samples every step, SDF L1 + occupancy cross-entropy
-run "$W/fit" fit --data "$W/assets" --size mini --steps 1000000 --batch 16 --lr 3e-4 \
+run "$W/fit" fit --data "$W/assets" --size "${SIZE:-mini}" --steps 1000000 --batch 16 --lr 3e-4 \
     --fresh-points 2048 --sign-weight 1 --rgb-weight 20 --prior 1e-4 --table-lr 30 \
     --max-minutes "${FIT_MIN:-55}" --ckpt-every 250
 # 2. latents for the DiT: the fitted table itself (the decoder's own latents)

@@ -39,6 +39,24 @@ def test_shapes_through_every_module():
     assert m.vae.kl(mean, logvar).ndim == 0
 
 
+def test_mini16_is_kiln_mini_with_sixteen_latent_channels_end_to_end():
+    """The recipe's SIZE=mini16: z (3, 16, 8, 8) from the encoder, through the decoder,
+    and the DiT's velocity of the same shape; everything else is mini's."""
+    from engine.config import mini, mini16
+    cfg, base = mini16(), mini()
+    assert cfg.vae.latent_channels == 16 and base.vae.latent_channels == 8
+    assert {k: v for k, v in vars(cfg.vae).items() if k != "latent_channels"} == \
+        {k: v for k, v in vars(base.vae).items() if k != "latent_channels"}
+    torch.manual_seed(0)
+    m = build_model(cfg).eval()
+    v = cfg.vae
+    with torch.no_grad():
+        z, _, _ = m.vae.encode(torch.randn(1, 2, v.in_channels, v.image_size, v.image_size))
+        assert z.shape == (1, 3, 16, 8, 8)
+        assert m.vae.decoder(z).shape == (1, 3, v.plane_channels, v.plane_size, v.plane_size)
+        assert m.dit(z, torch.rand(1), _cond(1)).shape == z.shape
+
+
 def test_encoder_uses_every_view():
     cfg, m = _model()
     v = cfg.vae
