@@ -87,12 +87,17 @@ def heldout_error(vae, n: int) -> float:
     return sum(errors) / len(errors)
 
 
+def procedural_rows(store, n: int) -> list[tuple[int, int]]:
+    """(row, seed) of the procedural assets among the store's first n rows."""
+    from engine.train.store import asset_seeds
+    return [(i, s) for i, s in enumerate(asset_seeds(store)[:n]) if s is not None]
+
+
 def training_jittered(vae, store, means, fitted) -> dict:
     """The held-out protocol on the store's first len(means) training assets (the
     procedural ones): the encoder's means and the fitted latents, (n, 3, C, R, R) each."""
     from engine.data import make_asset
-    from engine.train.store import asset_seeds
-    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:len(means)]) if s is not None]
+    rows = procedural_rows(store, len(means))
     table_err, enc_err = [], []
     for i, seed in rows:
         asset = make_asset(seed)
@@ -120,8 +125,7 @@ def psnr_split(pipe, store, table, n: int) -> dict:
     the decoder itself holds) and from the encoder's means of the 4 views: which of the two
     limits the eval's PSNR."""
     from engine.data import make_asset
-    from engine.train.store import asset_seeds
-    rows = [(i, s) for i, s in enumerate(asset_seeds(store)[:n]) if s is not None]
+    rows = procedural_rows(store, n)
     means = encoded(pipe.model.vae, store.tensors["views"][[i for i, _ in rows]].float())
     table_db, enc_db = [], []
     for k, (i, seed) in enumerate(rows):

@@ -288,7 +288,7 @@ def test_procedural_and_mesh_assets_share_one_store_format(tmp_path):
 
 def test_a_store_of_many_assets_does_not_run_out_of_file_descriptors():
     """Worker processes hand their assets back by value: with tensors shared through file
-    descriptors, a store of 2 x 8 assets x 8 tensors held 128 open files and died past the
+    descriptors, a store of 16 assets x 8 tensors held 128 open files and died past the
     limit (as `train data --assets 4320` did under a limit of 20,000)."""
     import subprocess
     import sys
