@@ -43,6 +43,7 @@ class MiniLMText(nn.Module):
         self.tokenizer = MiniLMTokenizer(folder, max_tokens)
         self.model = load_minilm(folder)
         self.max_tokens = max_tokens
+        self.vocabulary_file = Path(folder) / "tokenizer.json"   # data/neighbours.py
 
     @torch.no_grad()
     def forward(self, prompts: list[str]):

@@ -46,18 +46,27 @@ def encoder_means(model, assets: Store, batch: int = 32) -> torch.Tensor:
 def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
                        image_view: int = 0, captions_per_asset: int = 4,
                        table: torch.Tensor | None = None,
-                       norm: tuple[float, float] | None = None) -> Store:
+                       norm: tuple[float, float] | None = None,
+                       neighbour_captions: int = 0) -> Store:
     """Latents of every asset (the encoder's means, or a fit stage's latent `table`
     (N, 3, c, h, w)) + caption token states + an image-condition view. The latents are
     normalised by their own mean and spread, or by `norm` = (shift, scale) (a fine-tune
-    keeps its init model's, so that model's DiT stays valid)."""
+    keeps its init model's, so that model's DiT stays valid). With neighbour_captions n,
+    each asset gets n more captions: its own with the category word swapped for a word
+    near it in the text encoder's space (engine/data/neighbours.py)."""
     cfg = model.cfg
     images = [reference_view(v[image_view], cfg.cond.image_size)
               for v in assets.tensors["views"]]
     latent = table.float() if table is not None else encoder_means(model, assets, batch)
     shift, scale = norm or (latent.mean().item(), 1.0 / latent.std().item())
     k = captions_per_asset
-    flat = [c for caps in asset_captions(assets, k) for c in caps]
+    per_asset, info = asset_captions(assets, k), dict(assets.info)
+    if neighbour_captions:
+        extra, info["neighbours"] = with_neighbours(text_encoder, assets, per_asset,
+                                                    neighbour_captions)
+        per_asset = [own + more for own, more in zip(per_asset, extra)]
+        k += neighbour_captions
+    flat = [c for caps in per_asset for c in caps]
     toks, masks, pooled = [], [], []
     for start in range(0, len(flat), 256):
         t, m, p = text_encoder(flat[start:start + 256])
@@ -74,5 +83,18 @@ def build_latent_store(model, text_encoder, assets: Store, batch: int = 32,
         "text_pooled": torch.cat(pooled).view(n, k, -1),
         "category": assets.tensors["category"], "color": assets.tensors["color"],
     }
-    info = dict(assets.info, latent_shift=shift, latent_scale=scale)
+    info.update(latent_shift=shift, latent_scale=scale)
     return Store(tensors, info)
+
+
+def with_neighbours(text_encoder, assets: Store, per_asset: list[list[str]], n: int):
+    """(n neighbour-word captions per asset, the neighbour table {category: [words]})."""
+    from ..data.neighbours import category_neighbours, neighbour_captions, vocabulary
+    vocab_file = getattr(text_encoder, "vocabulary_file", None)
+    if vocab_file is None:
+        raise ValueError("neighbour captions need a text encoder with a WordPiece vocabulary "
+                         "(MiniLM); this model's has none: drop --neighbour-captions")
+    table = category_neighbours(text_encoder, vocabulary(vocab_file))
+    names = assets.info["categories"]
+    cats = [names[i] if i >= 0 else None for i in assets.tensors["category"].tolist()]
+    return neighbour_captions(per_asset, cats, table, n), table

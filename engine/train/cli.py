@@ -39,6 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--keep-norm", action="store_true",
                    help="latents: normalise by the --init model's latent shift and scale (a "
                         "fine-tune keeps its DiT valid)")
+    p.add_argument("--neighbour-captions", type=int, default=0,
+                   help="latents: this many more captions per asset, the category word "
+                        "swapped for a word the text encoder places near it")
     from .all import add_arguments as add_all_arguments
     add_all_arguments(p)
 
@@ -114,8 +117,12 @@ def _latents(args) -> int:
         from .loop import load_table
         table = load_table(args.table or args.init, len(assets))
     norm = (cfg.latent_shift, cfg.latent_scale) if args.keep_norm else None
-    store = build_latent_store(model, text_encoder(cfg, args.init), assets, table=table,
-                               norm=norm)
+    try:
+        store = build_latent_store(model, text_encoder(cfg, args.init), assets, table=table,
+                                   norm=norm, neighbour_captions=args.neighbour_captions)
+    except ValueError as exc:
+        print(f"train latents: {exc}", file=sys.stderr)
+        return 2
     store.save(args.out)
     print(json.dumps({"assets": len(store), "latent_scale": store.info["latent_scale"],
                       "latent_shift": store.info["latent_shift"]}))
