@@ -31,18 +31,6 @@ def vocabulary(tokenizer_json: Path) -> list[str]:
     return sorted(w for w in vocab if re.fullmatch(r"[a-z]{3,}", w))
 
 
-def _phrases() -> tuple[set[str], set[str]]:
-    """(every caption word or phrase of both splits, the held-out ones)."""
-    held = C.heldout_only_words()
-    every = set(held) | set(C.SIZE_WORDS_TRAIN) | set(C.IN_TRAIN_FEATURES)
-    for table in (C.CATEGORY_SYNONYMS_TRAIN, C.CATEGORY_SYNONYMS_HELDOUT,
-                  P.COLOR_SYNONYMS_TRAIN, P.COLOR_SYNONYMS_HELDOUT):
-        for base, syns in table.items():
-            every.update([base, *syns])
-    every.update(w for syns in C.VARIANT_SYNONYMS.values() for w in syns)
-    return every, held | set(C.IN_TRAIN_FEATURES)
-
-
 def _stem(word: str) -> str:
     """A held-out word without its last ending ("fungus" -> "fung", "seats" -> "seat")."""
     for ending in ("us", "es", "s", "e"):
@@ -63,7 +51,13 @@ def banned(word: str, caption_words: set[str], held_words: set[str]) -> bool:
 
 def caption_and_held_words() -> tuple[set[str], set[str]]:
     """(every single word of every caption phrase of both splits, the held-out ones)."""
-    every, held = _phrases()
+    held = C.heldout_only_words() | set(C.IN_TRAIN_FEATURES)
+    every = held | set(C.SIZE_WORDS_TRAIN)
+    for table in (C.CATEGORY_SYNONYMS_TRAIN, C.CATEGORY_SYNONYMS_HELDOUT,
+                  P.COLOR_SYNONYMS_TRAIN, P.COLOR_SYNONYMS_HELDOUT):
+        for base, syns in table.items():
+            every.update([base, *syns])
+    every.update(w for syns in C.VARIANT_SYNONYMS.values() for w in syns)
     return ({w for phrase in every for w in phrase.split()},
             {w for phrase in held for w in phrase.split()})
 
