@@ -105,10 +105,10 @@ def neighbour_captions(captions: list[list[str]], categories: list[str | None],
     rng = np.random.default_rng(seed)
     out = []
     for caps, cat in zip(captions, categories):
+        options = neighbours.get(cat, []) if cat else []
         made = []
         for j in range(n):
             own = caps[j % len(caps)]
-            options = neighbours.get(cat or "", [])
             swapped = swap_category(own, cat, options[int(rng.integers(len(options)))]) \
                 if options else None
             made.append(swapped or own)
