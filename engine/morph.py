@@ -98,7 +98,7 @@ class Source:
 def condition(pipe, params: dict):
     """The source's condition, as Pipeline.generate makes it."""
     if params["mode"] == "text":
-        return pipe.encode_text([params["prompt"]])
+        return pipe.encode_prompt(params["prompt"], {})
     if params["mode"] == "image":
         from .imaging import load_reference
         return pipe.encode_image(load_reference(params["image"],

@@ -36,6 +36,7 @@ from .protocol import EXTRACTORS, MAX_PROMPT_CHARS, check_prompt  # noqa: F401 (
 from . import protocol
 from .io import outputs, weights
 from .models import Condition, build_model
+from .reading import PromptReader, Reading
 from .sampling import SAMPLERS, add_noise, cfg_velocity, initial_noise, partial_grid, time_grid
 
 POINT_CHUNK = 131072
@@ -99,6 +100,7 @@ class Pipeline:
         self.name = name
         self.folder = folder
         self._text_encoder = text_encoder
+        self._reader = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -127,6 +129,19 @@ class Pipeline:
         tokens, mask, pooled = self.text_encoder(prompts)
         return Condition(tokens, mask, pooled).to(self.device)
 
+    def read_prompt(self, prompt: str) -> Reading:
+        """The prompt as the model reads it (engine/reading.py): words it never trained on
+        read as the nearest names it knows; unchanged for a folder without a vocabulary."""
+        if self._reader is None:
+            self._reader = PromptReader.for_folder(self.folder, self.text_encoder) or False
+        return self._reader.read(prompt) if self._reader else Reading(prompt)
+
+    def encode_prompt(self, prompt: str, meta: dict) -> Condition:
+        """One prompt's condition, as read; `meta` gains what the reading changed."""
+        reading = self.read_prompt(prompt)
+        meta.update(reading.meta())
+        return self.encode_text([reading.text])
+
     def encode_image(self, images_bx4xSxS: torch.Tensor) -> Condition:
         tokens, mask, pooled = self.model.image_encoder(images_bx4xSxS.to(self.device))
         return Condition(tokens, mask, pooled)
@@ -134,8 +149,8 @@ class Pipeline:
     # ------------------------------------------------------------------ public API
     def text_to_3d(self, prompt: str, **settings) -> Result:
         prompt = check_prompt(prompt)
-        return self._generate(lambda: self.encode_text([prompt]), {"mode": "text",
-                              "prompt": prompt}, **settings)
+        meta = {"mode": "text", "prompt": prompt}
+        return self._generate(lambda: self.encode_prompt(prompt, meta), meta, **settings)
 
     def image_to_3d(self, image, **settings) -> Result:
         """One picture -> DiT (image condition). refine_steps > 0 then fits the result to
@@ -217,8 +232,9 @@ class Pipeline:
         settings = dict(self._settings("restyle", **options), strength=float(strength))
         report = progress or (lambda stage, step, total: None)
         timings: dict[str, float] = {}
+        read: dict = {}
         with self._stage("condition", timings, report):
-            cond = self.encode_text([prompt])
+            cond = self.encode_prompt(prompt, read)
         with self._stage("render", timings, report):
             points_nx3 = normalised(mesh.positions_nx3, mesh.triangles_tx3)
             views = encoder_views(mesh, points_nx3, self.config.vae.image_size)  # (4, 10, S, S)
@@ -234,7 +250,7 @@ class Pipeline:
                                               rgb_fn, settings["texture"], tick=tick)
         meta = dict(mode="restyle", prompt=prompt, model=self.name, engine_version=__version__,
                     device=str(self.device), **settings, triangles=mesh.num_triangles,
-                    texels_baked=round(covered, 4))
+                    texels_baked=round(covered, 4), **read)
         return Result(mesh=None, timings=timings, meta=meta, texture=texture)
 
     def export_texture(self, result: Result, out_png) -> tuple[Path, Path]:

@@ -149,6 +149,8 @@ def _tag(obj, glb_path: str, meta: dict, settings: dict) -> None:
     obj[PROP_PREFIX + "model"] = str(meta.get("model", settings.get("model", "")) or "")
     obj[PROP_PREFIX + "settings"] = json.dumps(settings, sort_keys=True, default=str)
     obj[PROP_PREFIX + "glb"] = glb_path
+    if meta.get("read_as"):                     # the prompt as the model read it
+        obj[PROP_PREFIX + "read_as"] = str(meta["read_as"])
 
 
 def _select_only(context, obj) -> None:

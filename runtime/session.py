@@ -71,6 +71,7 @@ class Job:
     weights: tuple = STAGE_WEIGHTS    # (stage, share of the bar) in the engine's order
     keep_going: bool = False          # a prompt list: an item's error skips it, not the rest
     skipped: list = field(default_factory=list)    # sentences naming the skipped items
+    readings: list = field(default_factory=list)   # sentences: a prompt the model read anew
     done_text: str = "Made {count} object(s) in {seconds:.1f} s."
 
     def fraction(self) -> float:
@@ -303,6 +304,7 @@ class Session:
             self._finish(error=f"Could not import {what}: {exc}")
             return
         job.imported.append(obj.name)
+        _note_reading(job, item, event)
         if self.interactive:
             push_undo(f"Kiln: {obj.name}")
         self._next()
@@ -337,8 +339,9 @@ class Session:
         elif job.cancelled:
             self.message = "Cancelled."
         else:
-            self.message = job.done_text.format(count=len(job.imported), seconds=seconds,
-                                                names=", ".join(job.imported))
+            self.message = " ".join([job.done_text.format(
+                count=len(job.imported), seconds=seconds, names=", ".join(job.imported)),
+                *job.readings[:2]])
         history.forget()
         prefs = paths.get_prefs()
         if prefs is not None and not prefs.keep_warm:
@@ -386,6 +389,14 @@ def _import(item: JobItem, event: dict, options: dict):
             target_size=options["target_size"], smooth=options["smooth"],
             meta=meta, settings=dict(params=item.params, **options),
             replace=item.replace)
+
+
+def _note_reading(job: Job, item: JobItem, event: dict) -> None:
+    """The engine read words of the prompt as names its model knows (engine/reading.py):
+    say so, so the artist knows what was made."""
+    read_as = (event.get("meta") or {}).get("read_as")
+    if read_as:
+        job.readings.append(f"Read \"{item.params.get('prompt', '')}\" as \"{read_as}\".")
 
 
 def _apply(item: JobItem, event: dict):

@@ -230,3 +230,18 @@ def heldout_only_words() -> set[str]:
     for syn in list(CATEGORY_SYNONYMS_HELDOUT.values()) + list(pal.COLOR_SYNONYMS_HELDOUT.values()):
         words.update(syn)
     return words - IN_TRAIN_FEATURES
+
+
+def reading_names() -> dict[str, str | None]:
+    """What an unknown prompt word may be read as (engine/reading.py): each training
+    category phrase with its category, each training size word with itself, each training
+    colour phrase with None (left as written)."""
+    names: dict[str, str | None] = {}
+    for base, syns in pal.COLOR_SYNONYMS_TRAIN.items():
+        names.update({phrase: None for phrase in [base, *syns]})
+    for base, syns in CATEGORY_SYNONYMS_TRAIN.items():
+        names.update({phrase: base for phrase in [base, *syns]})
+    for (base, _, _), syns in VARIANT_SYNONYMS.items():
+        names.update({phrase: base for phrase in syns})
+    names.update({word: word for word in SIZE_WORDS_TRAIN})
+    return names

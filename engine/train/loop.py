@@ -210,7 +210,7 @@ def train(a: TrainArgs, on_step=None) -> dict:
         out_of_time = bool(a.max_minutes) and time.time() - t0 > a.max_minutes * 60
         if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
             save_checkpoint(ckpt, part, opt, step + 1, {"elapsed_s": time.time() - t0})
-            _ship(model, cfg, a, part)
+            _ship(model, cfg, a, part, store)
         if on_step is not None:
             on_step(step + 1, a.steps, _progress(step + 1, a, time.time() - t0, start))
         if out_of_time:
@@ -265,9 +265,11 @@ def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
     return max(by_steps, elapsed_s / (a.max_minutes * 60))
 
 
-def _ship(model, cfg, a: TrainArgs, part: StageLoss) -> None:
-    """Write the whole model as a loadable folder (config.json, safetensors, SHA256SUMS),
-    and after the fit stage its latent table (TABLE_DIR, one latent per store asset)."""
+def _ship(model, cfg, a: TrainArgs, part: StageLoss, store: Store) -> None:
+    """Write the whole model as a loadable folder (config.json, vocabulary.json,
+    safetensors, SHA256SUMS), and after the fit stage its latent table (TABLE_DIR, one
+    latent per store asset)."""
+    _write_vocabulary(a, store)
     save_state_dict(a.out, model.state_dict(), cfg.to_dict(),
                     dtype=torch.float16 if a.fp16_weights else None)
     if a.stage == "fit":
@@ -276,6 +278,20 @@ def _ship(model, cfg, a: TrainArgs, part: StageLoss) -> None:
         folder.mkdir(exist_ok=True)
         save_file({"latents": part.table.detach().cpu().contiguous()},
                   str(folder / "latents.safetensors"))
+
+
+def _write_vocabulary(a: TrainArgs, store: Store) -> None:
+    """The DiT's caption vocabulary (engine/reading.py): a DiT stage's from its latent
+    store's captions; other stages keep their --init model's, whose DiT they carry."""
+    import shutil
+    from ..data.captions import reading_names
+    from ..reading import VOCABULARY_FILE, write_vocabulary
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    if a.stage == "dit" and store.info.get("captions"):
+        captions = [c for caps in store.info["captions"] for c in caps]
+        write_vocabulary(a.out, captions, reading_names())
+    elif a.init and (Path(a.init) / VOCABULARY_FILE).is_file():
+        shutil.copyfile(Path(a.init) / VOCABULARY_FILE, Path(a.out) / VOCABULARY_FILE)
 
 
 TABLE_DIR = "latent_table"      # beside a fit-stage model: latents.safetensors (N, 3, c, h, w)

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scenarios import (RESULT_TAG, call, describe, draw_panels, install,  # noqa: E402
                        kiln_objects)
 
-PROMPT_LIST = "a red chair\na blue mug | 3\n# a comment\n | 9\na green lamp\na yellow car | 5\n"
+PROMPT_LIST = "a red chair\na blue mug | 3\n# a comment\n | 9\na green lamp\na tiny yellow sedan | 5\n"
 
 
 def prompt_list(bpy) -> dict:

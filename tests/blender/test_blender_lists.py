@@ -1,21 +1,37 @@
 """Real Blender (bpy 5.0.1): issue 13 -- a prompt list of 4 (a text block, with a bad line
-skipped) adds 4 objects in a grid; Morph of two of them adds 2 in a row between them."""
+skipped) adds 4 objects in a grid; Morph of two of them adds 2 in a row between them.
+The model carries kiln-mini's vocabulary, so a prompt with words it never trained on is
+read anew (engine/reading.py) and the artist is told how."""
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 
 
 @pytest.fixture(scope="module")
-def seen(bpy_python, kiln_zip, tiny_model_dir, tmp_path_factory) -> dict:
+def reading_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny test model with the bundled model's vocabulary.json."""
+    from engine.io.weights import write_sha256sums
+    from engine.reading import VOCABULARY_FILE
+    folder = tmp_path_factory.mktemp("models") / "kiln-tiny-reading"
+    shutil.copytree(tiny_model_dir, folder)
+    shutil.copyfile(ROOT / "weights" / "kiln-mini" / VOCABULARY_FILE, folder / VOCABULARY_FILE)
+    write_sha256sums(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seen(bpy_python, kiln_zip, reading_model, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("scenario-lists")
     (work / "out").mkdir()
-    args = dict(zip=str(kiln_zip), model=str(tiny_model_dir), out=str(work / "out"))
+    args = dict(zip=str(kiln_zip), model=str(reading_model), out=str(work / "out"))
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "user"),
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
@@ -35,9 +51,17 @@ def test_a_prompt_list_of_4_adds_4_objects_with_their_prompts_and_seeds(seen):
     assert seen["generate_list"] == ["FINISHED"]
     objs = seen["list_objects"]
     assert [o["props"]["kiln_prompt"] for o in objs] == [
-        "a red chair", "a blue mug", "a green lamp", "a yellow car"]
+        "a red chair", "a blue mug", "a green lamp", "a tiny yellow sedan"]
     assert [o["props"]["kiln_seed"] for o in objs] == [7, 3, 7, 5]   # 7: the panel's seed
     assert all(o["type"] == "MESH" and o["faces"] > 50 for o in objs)
+
+
+def test_a_prompt_read_anew_is_tagged_and_told(seen):
+    objs = seen["list_objects"]
+    assert [o["props"].get("kiln_read_as") for o in objs] == [None, None, None,
+                                                               "a small yellow car"]
+    assert seen["list_message"].startswith("Made 4 object(s) in ")
+    assert seen["list_message"].endswith('Read "a tiny yellow sedan" as "a small yellow car".')
 
 
 def test_the_objects_lie_in_a_2_by_2_grid(seen):

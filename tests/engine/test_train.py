@@ -1,6 +1,7 @@
 """Training on tiny models and a handful of procedural assets, on the CPU."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,13 @@ def test_tiny_dit_loss_decreases_and_resumes(latent_store, tiny_model_dir, tmp_p
     cfg = json.loads((tmp_path / "config.json").read_text())
     info = json.loads((latent_store / "store.json").read_text())
     assert cfg["latent_scale"] == pytest.approx(info["latent_scale"])
+    # the DiT's caption vocabulary ships with it, checked like the weights (engine/reading.py)
+    from engine.io.weights import read_sha256sums
+    vocabulary = json.loads((tmp_path / "vocabulary.json").read_text())
+    caption_words = {w for caps in info["captions"] for c in caps
+                     for w in re.findall(r"[a-z0-9']+", c.lower())}
+    assert caption_words and caption_words <= set(vocabulary["words"])
+    assert "vocabulary.json" in read_sha256sums(tmp_path)
     # resume continues from the checkpoint step
     _engine("train", "dit", "--data", latent_store, "--init", tiny_model_dir, "--out", tmp_path,
             "--steps", "90", "--batch", "8", "--resume")

@@ -1,0 +1,87 @@
+"""Prompt reading (engine/reading.py): words the model never trained on are read as the
+nearest names it knows; known phrasings and colour words pass unchanged."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import captions as C
+from engine.io.weights import BUNDLED, read_sha256sums
+from engine.models.conditioners import MiniLMText
+from engine.reading import VOCABULARY_FILE, PromptReader, write_vocabulary
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return PromptReader.for_folder(BUNDLED / "kiln-mini", MiniLMText())
+
+
+def test_the_bundled_model_ships_a_checked_vocabulary():
+    assert VOCABULARY_FILE in read_sha256sums(BUNDLED / "kiln-mini")
+    data = json.loads((BUNDLED / "kiln-mini" / VOCABULARY_FILE).read_text())
+    assert {"chair", "couch", "red", "small", "with"} <= set(data["words"])
+    assert data["names"]["couch"] == "sofa" and data["names"]["crimson"] is None
+    held = {phrase for phrase in C.heldout_only_words() if " " not in phrase}
+    assert not held & set(data["words"]), "held-out words must stay unseen"
+    assert not {"cherry", "lime", "royal", "packing", "shelving"} & set(data["words"])
+
+
+def test_training_phrasings_pass_unchanged(reader):
+    rng = np.random.default_rng(0)
+    for category in C.CATEGORY_SYNONYMS_TRAIN:
+        for color in ("red", "blue", "white"):
+            prompt = C.prompt(category, color, rng, "train")
+            reading = reader.read(prompt)
+            assert reading.text == prompt and reading.meta() == {}, prompt
+
+
+@pytest.mark.parametrize("prompt, category, kept", [
+    ("a tiny green fungus", "mushroom", "green"), ("a blue sedan", "car", "blue"),
+    ("make me a yellow kettle", "teapot", "yellow"), ("a ruby bedstead", "bed", "ruby"),
+    ("a broadsword painted grey", "sword", "grey"), ("an onyx cup", "mug", "onyx")])
+def test_unknown_nouns_read_as_their_category_and_colours_stay(reader, prompt, category, kept):
+    reading = reader.read(prompt)
+    words = reading.text.split()
+    assert category in words and kept in words, reading
+    assert reading.meta()["read_as"] == reading.text and reading.meta()["read_words"]
+
+
+def test_sizes_read_and_articles_follow(reader):
+    assert reader.read("a huge red airliner").text == "a large red airplane"
+    assert reader.read("an ash hut").text == "an ash house"
+
+
+class Table:
+    """A text encoder with fixed pooled vectors per text (anything else: a far one)."""
+
+    def __init__(self, vectors: dict[str, list[float]]):
+        self.vectors = vectors
+
+    def __call__(self, texts):
+        far = [0.0] * (len(next(iter(self.vectors.values()))) - 1) + [1.0]
+        pooled = torch.tensor([self.vectors.get(t, far) for t in texts], dtype=torch.float32)
+        return None, None, torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def test_a_pair_reads_whole_only_when_surer_than_its_words():
+    enc = Table({"a lamp": [1, 0, 0, 0], "a crate": [0, 1, 0, 0], "a red": [0, 0, 1, 0],
+                 "a reading light": [1, 0.1, 0, 0], "a light": [1, 1, 0, 0],
+                 "a packing case": [0.6, 1, 0, 0], "a packing": [0.1, 1, 0, 0],
+                 "a ruby": [0.1, 0, 1, 0], "a ruby box": [0, 1, 0.1, 0]})
+    reader = PromptReader(enc, ["a", "lamp", "crate", "red"],
+                          {"lamp": "lamp", "crate": "crate", "red": None})
+    assert reader.read("a reading light").text == "a lamp"              # pair surer than "light"
+    assert reader.read("a packing case").text == "a crate case"         # "packing" alone is surer
+    assert reader.read("a ruby box").text == "a ruby box"               # a colour word is kept
+    assert reader.read("a red lamp").words == {}
+
+
+def test_write_vocabulary_keeps_only_names_its_captions_use(tmp_path):
+    path = write_vocabulary(tmp_path, ["a red couch", "A small Crimson chair"],
+                            {"couch": "sofa", "crimson": None, "bar stool": "stool"})
+    data = json.loads(path.read_text())
+    assert data["words"] == ["a", "chair", "couch", "crimson", "red", "small"]
+    assert data["names"] == {"couch": "sofa", "crimson": None}
+    assert PromptReader.for_folder(tmp_path / "nowhere", None) is None
