@@ -257,6 +257,10 @@ def publish(stage_dir: Path, out: Path, name: str) -> None:
     cfg.name = name
     cfg.save(out / "config.json")
     listed = [out / "config.json"] + [out / f.name for f in files]
+    from ..reading import VOCABULARY_FILE
+    if (stage_dir / VOCABULARY_FILE).is_file():       # the DiT's, for prompt reading
+        shutil.copy2(stage_dir / VOCABULARY_FILE, out / VOCABULARY_FILE)
+        listed.insert(1, out / VOCABULARY_FILE)
     (out / "SHA256SUMS").write_text("".join(f"{sha256_file(p)}  {p.name}\n" for p in listed))
 
 

@@ -289,7 +289,9 @@ def _write_vocabulary(a: TrainArgs, store: Store) -> None:
     Path(a.out).mkdir(parents=True, exist_ok=True)
     if a.stage == "dit" and store.info.get("captions"):
         captions = [c for caps in store.info["captions"] for c in caps]
-        write_vocabulary(a.out, captions, reading_names())
+        names = dict(reading_names(), **{c: c for c in store.info.get("categories", [])
+                                         if isinstance(c, str)})
+        write_vocabulary(a.out, captions, names)
     elif a.init and (Path(a.init) / VOCABULARY_FILE).is_file():
         shutil.copyfile(Path(a.init) / VOCABULARY_FILE, Path(a.out) / VOCABULARY_FILE)
 

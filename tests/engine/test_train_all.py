@@ -104,6 +104,10 @@ def test_train_all_makes_a_model_folder_that_generate_and_doctor_load(trained, t
     assert [s["file"] for s in summary["stages"]["data"]["skipped"]] == ["broken.obj"]
     assert all(summary["stages"][s]["steps_done"] == 2 for s in ("fit", "dit", "encoder"))
     assert (out / "MODEL_CARD.md").is_file() and (out / "SHA256SUMS").is_file()
+    vocabulary = json.loads((out / "vocabulary.json").read_text())     # engine/reading.py
+    assert {"traffic", "cone", "orange"} <= set(vocabulary["words"])
+    assert vocabulary["names"]["traffic cone"] == "traffic cone"
+    assert "vocabulary.json" in (out / "SHA256SUMS").read_text()
     glb = tmp_path / "ring.glb"
     gen = _engine("generate", "--model", out, "--prompt", "a golden ring", "--out", glb,
                   "--resolution", "32", "--steps", "2")
