@@ -101,6 +101,7 @@ class Pipeline:
         self.folder = folder
         self._text_encoder = text_encoder
         self._reader = None
+        self.reading = True               # read_prompt on (eval --no-reading turns it off)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -132,6 +133,8 @@ class Pipeline:
     def read_prompt(self, prompt: str) -> Reading:
         """The prompt as the model reads it (engine/reading.py): words it never trained on
         read as the nearest names it knows; unchanged for a folder without a vocabulary."""
+        if not self.reading:
+            return Reading(prompt)
         if self._reader is None:
             self._reader = PromptReader.for_folder(self.folder, self.text_encoder) or False
         return self._reader.read(prompt) if self._reader else Reading(prompt)

@@ -30,6 +30,9 @@ def add_arguments(p) -> None:
                    help="mesh extractor of generated shapes (default: the model's)")
     p.add_argument("--refine-steps", type=int, default=None,
                    help="test-time refine steps of the VAE section's refined rows (20; 0: none)")
+    p.add_argument("--no-reading", dest="reading", action="store_false",
+                   help="prompts exactly as written, without prompt reading (engine/reading.py): "
+                        "the DiT's own figures")
     p.add_argument("--library", type=Path, default=None, metavar="STORE",
                    help="an asset store of your meshes (train all: MODEL/work/data): prompts of "
                         "its categories, scored by the nearest library asset")
@@ -62,7 +65,7 @@ def main(args) -> int:
                           extractor=args.extractor, refine_steps=args.refine_steps,
                           progress=StderrProgress(),
                           library=args.library, library_prompts=args.library_prompts,
-                          library_only=args.library_only)
+                          library_only=args.library_only, reading=args.reading)
     except KilnError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 2
@@ -118,7 +121,8 @@ def format_table(r: dict) -> str:
         ("  colour accuracy, clear prompts (%)", f"{t['color_accuracy_clear']:.1f}"
                                                 f"  ({t['clear_n']} prompts)"),
         ("  unseen phrasing: category (%)", f"{t['unseen_category_accuracy']:.1f}"
-                                          f"  ({t['unseen_n']} prompts)"),
+                                          f"  ({t['unseen_n']} prompts, "
+                                          f"{t['unseen_read_n']} read anew)"),
         ("  unseen phrasing: colour (%)", f"{t['unseen_color_accuracy']:.1f}"),
         ("  category ceiling (VAE reconstructions, %)", f"{t['vae_category_accuracy']:.1f}"
                                                        f"  ({v['n']} assets)"),

@@ -490,6 +490,8 @@ class Evaluator:
         text.update({f"unseen_{key}": unseen[key] for key in
                      ("category_accuracy", "color_accuracy", "color_accuracy_clear", "n",
                       "color_n")})
+        text.update(prompt_reading=self.pipe.reading, unseen_read_n=sum(
+            bool(self.pipe.read_prompt(it.text).words) for it in unseen_items))
         text.update(reference_color_accuracy=100.0 * _mean([it.clear for it in every]),
                     examples=[it.text for it in items[:3]] + [it.text for it in unseen_items[:3]])
         return gen, text
@@ -533,13 +535,14 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
              extractor: str | None = None, refine_steps: int | None = None,
              progress=None, cache_dir: Path | str | None = "default",
              library: Path | None = None, library_prompts: int = 3,
-             library_only: bool = False) -> dict:
+             library_only: bool = False, reading: bool = True) -> dict:
     """All evaluation figures for a model (name, folder or hub id) as a JSON-ready dict.
     `quick` starts from EvalSettings.quick() (tiny counts); explicit counts override.
     progress(stage, i, total) is called as work advances. True surfaces are cached in
     `cache_dir` (default: default_cache_dir(); None: no cache; quick runs: no cache).
     `library`: an asset store of a user's meshes; adds the library section
-    (engine.evaluation.library), alone with `library_only`."""
+    (engine.evaluation.library), alone with `library_only`. `reading`: prompts as the
+    model reads them (engine/reading.py), the product's path; False: the DiT alone."""
     from ..pipeline import Pipeline
     s = EvalSettings.quick() if quick else EvalSettings()
     for name, value in (("n_vae", n_vae), ("n_gen_per_category", n_gen_per_category),
@@ -551,6 +554,7 @@ def evaluate(model_name: str = "kiln-mini", n_vae: int | None = None,
     report = progress or (lambda stage, i, total: None)
     t_all = time.perf_counter()
     pipe = Pipeline.from_pretrained(model_name, device=device)
+    pipe.reading = reading
     pipe.warm_up()
     if cache_dir == "default":
         cache_dir = None if quick else default_cache_dir()

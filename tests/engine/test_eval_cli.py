@@ -74,6 +74,7 @@ def test_quick_eval_figures_are_in_range(quick_run):
                 "vae_category_accuracy"):
         assert 0.0 <= t[key] <= 100.0
     assert t["n"] == 5 and t["unseen_n"] == 2
+    assert t["prompt_reading"] is True and 0 <= t["unseen_read_n"] <= 2
     assert t["color_n"] == 5                          # every caption names its colour
     assert t["reference_color_accuracy"] >= 50.0      # true assets mostly show their main colour
     assert result["timings"]["generations"] == 5 + 2 + 1

@@ -85,3 +85,15 @@ def test_write_vocabulary_keeps_only_names_its_captions_use(tmp_path):
     assert data["words"] == ["a", "chair", "couch", "crimson", "red", "small"]
     assert data["names"] == {"couch": "sofa", "crimson": None}
     assert PromptReader.for_folder(tmp_path / "nowhere", None) is None
+
+
+def test_text_to_3d_records_the_reading_and_eval_can_turn_it_off():
+    from engine.pipeline import Pipeline
+    pipe = Pipeline.from_pretrained("kiln-mini", device="cpu")
+    run = lambda: pipe.text_to_3d("a tiny red sedan", seed=1, resolution=32,  # noqa: E731
+                                  faces=2000, texture_mode="vertex").meta
+    meta = run()
+    assert meta["prompt"] == "a tiny red sedan" and meta["read_as"] == "a small red car"
+    assert meta["read_words"] == {"tiny": "small", "sedan": "car"}
+    pipe.reading = False                                  # eval --no-reading: the DiT alone
+    assert "read_as" not in run()
