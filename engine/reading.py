@@ -8,7 +8,7 @@ A model folder may hold VOCABULARY_FILE (`train dit` writes it from its latent s
 ("couch", "bar stool") with its category's name ("sofa", "stool"), each size word with
 itself, and each colour phrase with null: a word nearest a colour is left as written,
 because the text encoder's vectors do not tell colours apart (of kiln-mini's 32 training
-colour phrases, 12 lie nearest a phrase of their own colour).
+colour phrases, 12 lie nearest a phrase of their own colour among all its names).
 
 A run of unknown words is read two at a time where the pair reads more surely than either
 word ("reading light"), else word by word. A word (or pair) is read as the name of its

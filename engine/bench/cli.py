@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default="kiln-mini")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--prompt", default="a red chair",
+                   help="text mode's prompt (one with words the model never trained on "
+                        "times prompt reading in the condition stage)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--skip-geometry", action="store_true")
     p.add_argument("--skip-cold", action="store_true")
@@ -63,12 +66,13 @@ def _reference_picture(folder: Path) -> Path:
     return path
 
 
-def warm_stages(pipe, mode: str, repeats: int, folder: Path) -> dict:
+def warm_stages(pipe, mode: str, repeats: int, folder: Path,
+                prompt: str = "a red chair") -> dict:
     runs = []
     picture = _reference_picture(folder)
     for i in range(repeats + 1):                   # the first run warms caches, not counted
         t0 = time.perf_counter()
-        res = (pipe.text_to_3d("a red chair", seed=i) if mode == "text"
+        res = (pipe.text_to_3d(prompt, seed=i) if mode == "text"
                else pipe.image_to_3d(picture, seed=i))
         pipe.export(res, folder / f"{mode}{i}.glb")
         res.timings["total"] = time.perf_counter() - t0
@@ -89,7 +93,8 @@ def run(args) -> dict:
     import torch
     from ..pipeline import Pipeline
     report = {"device": None, "threads": torch.get_num_threads(), "machine": platform.machine(),
-              "cpu_count": os.cpu_count(), "model": args.model, "repeats": args.repeats}
+              "cpu_count": os.cpu_count(), "model": args.model, "repeats": args.repeats,
+              "prompt": args.prompt}
     if not args.skip_cold:
         report["cold_start_s"] = round(cold_start(args.model, args.device), 3)
     pipe = Pipeline.from_pretrained(args.model, device=args.device)
@@ -99,7 +104,8 @@ def run(args) -> dict:
         report["gpu"] = torch.cuda.get_device_name(pipe.device)
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("text", "image"):
-            report[f"{mode}_median_s"] = warm_stages(pipe, mode, args.repeats, Path(tmp))
+            report[f"{mode}_median_s"] = warm_stages(pipe, mode, args.repeats, Path(tmp),
+                                                     args.prompt)
     report["peak_memory"] = peak_memory_mb(pipe.device)
     if not args.skip_geometry:
         report["geometry"] = geometry_figures()
