@@ -148,6 +148,7 @@ def main(args) -> int:
         pipe = Pipeline.from_pretrained(args.model, device=args.device, allow_online=args.online)
         result = pipe.generate(params, progress=bar)
         written, sidecar = (pipe.export_splat if splat else pipe.export)(result, out)
+        read = {"read_as": result.meta["read_as"]} if "read_as" in result.meta else {}
         return {"ply" if splat else "glb": str(written), "json": str(sidecar),
-                "timings": result.timings}
+                "timings": result.timings, **read}
     return run_with_bar(work)

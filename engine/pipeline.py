@@ -100,7 +100,7 @@ class Pipeline:
         self.name = name
         self.folder = folder
         self._text_encoder = text_encoder
-        self._reader = None
+        self._reader = PromptReader.for_folder(folder, lambda texts: self.text_encoder(texts))
         self.reading = True               # read_prompt on (eval --no-reading turns it off)
 
     # ------------------------------------------------------------------ loading
@@ -133,11 +133,9 @@ class Pipeline:
     def read_prompt(self, prompt: str) -> Reading:
         """The prompt as the model reads it (engine/reading.py): words it never trained on
         read as the nearest names it knows; unchanged for a folder without a vocabulary."""
-        if not self.reading:
+        if not self.reading or self._reader is None:
             return Reading(prompt)
-        if self._reader is None:
-            self._reader = PromptReader.for_folder(self.folder, self.text_encoder) or False
-        return self._reader.read(prompt) if self._reader else Reading(prompt)
+        return self._reader.read(prompt)
 
     def encode_prompt(self, prompt: str, meta: dict) -> Condition:
         """One prompt's condition, as read; `meta` gains what the reading changed."""

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import WEIGHTS_INVALID, KilnError
+
 VOCABULARY_FILE = "vocabulary.json"
 MIN_SIMILARITY = 0.55
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
@@ -76,12 +78,28 @@ class PromptReader:
 
     @classmethod
     def for_folder(cls, folder: Path | None, encode) -> "PromptReader | None":
-        """The reader of a model folder's VOCABULARY_FILE; None where it has none."""
+        """The reader of a model folder's VOCABULARY_FILE; None where it has none.
+        KilnError(WEIGHTS_INVALID) where SHA256SUMS does not list it (it would go
+        unchecked) or it is not a vocabulary."""
         path = Path(folder) / VOCABULARY_FILE if folder else None
         if path is None or not path.is_file():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(encode, data["words"], data["names"])
+        from .io.weights import REFETCH, read_sha256sums
+        if VOCABULARY_FILE not in read_sha256sums(folder):
+            raise KilnError(WEIGHTS_INVALID, f"{path} is not listed in the folder's SHA256SUMS, "
+                            "so it cannot be checked: delete it (prompts are then read as "
+                            f"written) or {REFETCH[0].lower()}{REFETCH[1:]}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            words, names = data["words"], data["names"]
+            if not (all(isinstance(w, str) for w in words) and all(
+                    isinstance(p, str) and (n is None or isinstance(n, str))
+                    for p, n in names.items())):
+                raise ValueError("its words and names must be strings")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise KilnError(WEIGHTS_INVALID, f"{path} is not a Kiln vocabulary ({exc}). "
+                            f"{REFETCH}") from exc
+        return cls(encode, words, names)
 
     def read(self, prompt: str) -> Reading:
         runs = self._unknown_runs(prompt)

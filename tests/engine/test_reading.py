@@ -97,3 +97,42 @@ def test_text_to_3d_records_the_reading_and_eval_can_turn_it_off():
     assert meta["read_words"] == {"tiny": "small", "sedan": "car"}
     pipe.reading = False                                  # eval --no-reading: the DiT alone
     assert "read_as" not in run()
+
+
+def _with_vocabulary(tiny_model_dir, folder, text: str, listed: bool):
+    import shutil
+    from engine.io.weights import write_sha256sums
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / VOCABULARY_FILE).write_text(text)
+    if listed:
+        write_sha256sums(folder)
+    return folder
+
+
+@pytest.mark.parametrize("text, listed, says", [
+    ('{"words": ["a"], "names": {}}', False, "is not listed in the folder's SHA256SUMS"),
+    ('{"words": ["a"]', True, "is not a Kiln vocabulary"),
+    ('{"words": [1], "names": {}}', True, "words and names must be strings"),
+    ('["a"]', True, "is not a Kiln vocabulary")])
+def test_a_bad_vocabulary_is_refused_at_load_with_the_fix(tiny_model_dir, tmp_path, text,
+                                                          listed, says):
+    from engine.errors import WEIGHTS_INVALID, KilnError
+    from engine.pipeline import Pipeline
+    folder = _with_vocabulary(tiny_model_dir, tmp_path / "m", text, listed)
+    with pytest.raises(KilnError) as err:
+        Pipeline.from_pretrained(str(folder), device="cpu")
+    assert err.value.code == WEIGHTS_INVALID and says in err.value.message
+    assert "delete it" in err.value.message or "Re-download" in err.value.message
+
+
+def test_generate_cli_prints_and_keeps_the_reading(venv_python, repo_root, tmp_path):
+    import subprocess
+    out = tmp_path / "car.glb"
+    done = subprocess.run([venv_python, "-m", "engine", "generate", "--prompt",
+                           "a tiny red sedan", "--device", "cpu", "--resolution", "32",
+                           "--texture", "128", "--out", str(out)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["read_as"] == "a small red car"
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["prompt"] == "a tiny red sedan" and side["read_as"] == "a small red car"
