@@ -143,8 +143,8 @@ class KILN_PT_main(_KilnPanel, bpy.types.Panel):
         job = SESSION.job
         if job is not None:
             draw_progress(layout, job.fraction(), job.label())
-        elif SESSION.message:
-            layout.label(text=SESSION.message, icon='CHECKMARK')
+        elif SESSION.message:          # may say how a prompt was read: wrap it
+            _wrapped(layout, context, SESSION.message, 'CHECKMARK')
         if SESSION.last_error:
             box = layout.box()
             box.alert = True

@@ -38,6 +38,7 @@ def prompt_list(bpy) -> dict:
     res["list_objects"] = [describe(o) for o in new]
     session = sys.modules["bl_ext.user_default.kiln.runtime.session"].SESSION
     res["list_message"] = session.message
+    res["list_labels"] = draw_panels(bpy)["labels"]            # the panel right after
     return res
 
 

@@ -62,6 +62,10 @@ def test_a_prompt_read_anew_is_tagged_and_told(seen):
                                                                "a small yellow car"]
     assert seen["list_message"].startswith("Made 4 object(s) in ")
     assert seen["list_message"].endswith('Read "a tiny yellow sedan" as "a small yellow car".')
+    shown = " ".join(text for text in seen["list_labels"] if text)   # wrapped over labels
+    assert 'Read "a tiny yellow sedan" as "a small yellow car".' in shown
+    message_lines = [t for t in seen["list_labels"] if t and ("Made 4" in t or "sedan" in t)]
+    assert message_lines and all(len(t) <= 48 for t in message_lines), message_lines
 
 
 def test_the_objects_lie_in_a_2_by_2_grid(seen):
