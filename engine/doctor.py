@@ -31,10 +31,12 @@ def _version(name: str) -> str | None:
 def _models() -> dict:
     from .errors import KilnError
     from .io.weights import BUNDLED, verify
+    from .reading import PromptReader
     found = {}
     for folder in sorted(BUNDLED.glob("*/config.json")):
         try:
             verify(folder.parent)
+            PromptReader.for_folder(folder.parent, None)      # its vocabulary.json, if any
             found[folder.parent.name] = "ok"
         except KilnError as exc:
             found[folder.parent.name] = exc.message
