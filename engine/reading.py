@@ -33,12 +33,12 @@ from .errors import WEIGHTS_INVALID, KilnError
 
 VOCABULARY_FILE = "vocabulary.json"
 MIN_SIMILARITY = 0.55
-WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*", re.IGNORECASE)
 
 
 def words_of(text: str) -> list[str]:
     """Lower-case words of a text ("I'd like a tea-cup" -> i'd, like, a, tea, cup)."""
-    return WORD.findall(text.lower())
+    return [w.lower() for w in WORD.findall(text)]
 
 
 def write_vocabulary(folder: Path, captions: list[str], names: dict[str, str | None]) -> Path:
@@ -114,8 +114,8 @@ class PromptReader:
     def _unknown_runs(self, prompt: str) -> list[list[re.Match]]:
         """Maximal runs of adjacent unknown words (separated by spaces only)."""
         runs, last = [], None
-        for m in WORD.finditer(prompt.lower()):
-            if m.group(0) in self.known:
+        for m in WORD.finditer(prompt):        # the prompt's own positions, any case
+            if m.group(0).lower() in self.known:
                 last = None
                 continue
             if last is not None and prompt[last.end():m.start()].strip() == "":

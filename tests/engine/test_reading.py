@@ -48,6 +48,12 @@ def test_unknown_nouns_read_as_their_category_and_colours_stay(reader, prompt, c
     assert reading.meta()["read_as"] == reading.text and reading.meta()["read_words"]
 
 
+def test_any_case_and_letters_before_keep_the_prompt_whole(reader):
+    assert reader.read("A Tiny Red SEDAN").text == "A small Red car"
+    # "İ" lower-cases to two characters: positions must be the prompt's own
+    assert reader.read("İ want a tiny red sedan").text == "İ want a small red car"
+
+
 def test_sizes_read_and_articles_follow(reader):
     assert reader.read("a huge red airliner").text == "a large red airplane"
     assert reader.read("an ash hut").text == "an ash house"
