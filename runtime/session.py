@@ -395,8 +395,9 @@ def _note_reading(job: Job, item: JobItem, event: dict) -> None:
     """The engine read words of the prompt as names its model knows (engine/reading.py):
     say so, so the artist knows what was made."""
     read_as = (event.get("meta") or {}).get("read_as")
-    if read_as:
-        job.readings.append(f"Read \"{item.params.get('prompt', '')}\" as \"{read_as}\".")
+    sentence = f"Read \"{item.params.get('prompt', '')}\" as \"{read_as}\"."
+    if read_as and sentence not in job.readings:          # variations share their prompt
+        job.readings.append(sentence)
 
 
 def _apply(item: JobItem, event: dict):

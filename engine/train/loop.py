@@ -192,6 +192,8 @@ def train(a: TrainArgs, on_step=None) -> dict:
     log = Logger(Path(a.out) / f"train_{a.stage}.jsonl", enabled=d.main,
                  every=20 if on_step is None else 0)     # a progress bar replaces the lines
     t0, history, step = time.time() - spent_s, [], start
+    if d.main:
+        _write_vocabulary(a, store)
     for step in range(start, a.steps):
         progress = _progress(step, a, time.time() - t0, start)
         for g in opt.param_groups:
@@ -210,7 +212,7 @@ def train(a: TrainArgs, on_step=None) -> dict:
         out_of_time = bool(a.max_minutes) and time.time() - t0 > a.max_minutes * 60
         if d.main and ((step + 1) % a.ckpt_every == 0 or step + 1 == a.steps or out_of_time):
             save_checkpoint(ckpt, part, opt, step + 1, {"elapsed_s": time.time() - t0})
-            _ship(model, cfg, a, part, store)
+            _ship(model, cfg, a, part)
         if on_step is not None:
             on_step(step + 1, a.steps, _progress(step + 1, a, time.time() - t0, start))
         if out_of_time:
@@ -265,11 +267,10 @@ def _progress(step: int, a: TrainArgs, elapsed_s: float, start: int) -> float:
     return max(by_steps, elapsed_s / (a.max_minutes * 60))
 
 
-def _ship(model, cfg, a: TrainArgs, part: StageLoss, store: Store) -> None:
-    """Write the whole model as a loadable folder (config.json, vocabulary.json,
-    safetensors, SHA256SUMS), and after the fit stage its latent table (TABLE_DIR, one
-    latent per store asset)."""
-    _write_vocabulary(a, store)
+def _ship(model, cfg, a: TrainArgs, part: StageLoss) -> None:
+    """Write the whole model as a loadable folder (config.json, safetensors, SHA256SUMS,
+    with the vocabulary.json written at the start), and after the fit stage its latent
+    table (TABLE_DIR, one latent per store asset)."""
     save_state_dict(a.out, model.state_dict(), cfg.to_dict(),
                     dtype=torch.float16 if a.fp16_weights else None)
     if a.stage == "fit":
