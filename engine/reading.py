@@ -130,14 +130,14 @@ class PromptReader:
         unknown words together where the pair reads as a name more surely than either
         word alone and neither is a colour word ("reading light"), else words one by one."""
         words = [m for run in runs for m in run]                     # matches, in order
+        run_of = [k for k, run in enumerate(runs) for _ in run]
         alone = self._nearest([m.group(0) for m in words])
-        pairs = [(i, i + 1) for i in range(len(words) - 1)
-                 if any(words[i] in run and words[i + 1] in run for run in runs)]
+        pairs = [(i, i + 1) for i in range(len(words) - 1) if run_of[i] == run_of[i + 1]]
         together = self._nearest([f"{words[i].group(0)} {words[j].group(0)}"
                                   for i, j in pairs]) if pairs else []
         spans, used = [], set()
         for (i, j), (name, sim, colour) in sorted(zip(pairs, together), key=lambda p: -p[1][1]):
-            if used & {i, j} or colour or not self._reads(sim, colour) or \
+            if used & {i, j} or not self._reads(sim, colour) or \
                     alone[i][2] or alone[j][2] or sim <= max(alone[i][1], alone[j][1]):
                 continue
             spans.append((words[i].start(), words[j].end(),
